@@ -1,0 +1,259 @@
+/**
+ * An in-memory key-value store with exact per-key TTL, safe under any number
+ * of concurrent fibers, with an optional append-only log that makes every put
+ * and delete durable and rebuilds the state on open.
+ *
+ * Single-key operations are linearizable. Readers run in parallel; writers are
+ * exclusive and wait for the readers in progress, through a read/write lock
+ * built on Effect's STM (`TxRef`). Uncontended single-key operations take a
+ * fast path that runs no transaction: see `docs/design.md`.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as Errors from "./internal/errors.ts"
+import * as internal from "./internal/store/makeStore.ts"
+import * as Limits from "./internal/Limits.ts"
+import type { Value as InternalValue } from "./internal/Value.ts"
+
+// =============================================================================
+// Models
+// =============================================================================
+
+/**
+ * What a key maps to. `get` gives back what was put: a string as the same
+ * string, bytes as a `Uint8Array` with the same contents.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Value = InternalValue
+
+/**
+ * Options of `put`.
+ *
+ * `duration`: how long the key stays readable. Absent, or
+ * `Duration.infinity`: kept until deleted (an earlier TTL on the key is
+ * cleared). A finite positive duration `d` (a plain number means
+ * milliseconds): readable while `now < t_put + d`, gone from `t_put + d` on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PutOptions {
+  readonly duration?: Duration.Input
+}
+
+/**
+ * Whether the store accepts writes. A log-backed store stops accepting them
+ * after a failed `fsync`: Linux may have dropped the unsynced pages, so a
+ * later successful `fsync` would not prove they reached the disk.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type WriteStatus =
+  | { readonly _tag: "Writable" }
+  | { readonly _tag: "ReadOnly"; readonly reason: string }
+
+/**
+ * Diagnostics: what the store holds, beyond what it shows.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreStats {
+  /** Entries in memory, including expired ones the reaper has not reclaimed yet. */
+  readonly storedEntries: number
+  /** Entries in memory that carry a deadline. */
+  readonly entriesWithDeadline: number
+  /** Expired entries reclaimed by the reaper since the store opened. */
+  readonly reclaimed: number
+}
+
+/**
+ * The store's operations: what `yield* KeyValueStore.KeyValueStore` gives.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyValueStoreService {
+  /** The value of `key`; fails with `KeyNotFound` if it is absent, deleted or expired. */
+  readonly get: (key: string) => Effect.Effect<Value, KeyNotFound>
+  /**
+   * Stores `value` under `key` and succeeds with `value` once stored (for a
+   * log-backed store: once durable under its `fsync` policy).
+   */
+  readonly put: (
+    key: string,
+    value: Value,
+    options?: PutOptions
+  ) => Effect.Effect<Value, InvalidInput | StorageError>
+  /** Removes `key`; fails with `KeyNotFound` if it is absent or expired. */
+  readonly delete: (key: string) => Effect.Effect<void, KeyNotFound | StorageError>
+  /** Whether `key` is present and not expired. */
+  readonly has: (key: string) => Effect.Effect<boolean>
+  /**
+   * The time `key` has left: `Option.none()` for a key kept until deleted;
+   * fails with `KeyNotFound` if it is absent or expired.
+   */
+  readonly timeToLive: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, KeyNotFound>
+  /** The number of live keys (expired keys are not counted, reclaimed or not). */
+  readonly size: Effect.Effect<number>
+  /** A snapshot of the live keys, in insertion order. */
+  readonly keys: Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Every live entry, in chunks. The stream holds the read lock while it is
+   * consumed, so it is a consistent snapshot and writers wait until it ends.
+   */
+  readonly entries: Stream.Stream<readonly [string, Value]>
+  /** Removes every key. */
+  readonly clear: Effect.Effect<void, StorageError>
+  /** Whether the store accepts writes (always `Writable` for `layerMemory`). */
+  readonly writeStatus: Effect.Effect<WriteStatus>
+  /**
+   * Rewrites the log to hold only the live entries (a no-op for
+   * `layerMemory`). Writes go on while it runs.
+   */
+  readonly compact: Effect.Effect<void, StorageError>
+  /** Diagnostics: entries held in memory and the reaper's progress. */
+  readonly stats: Effect.Effect<StoreStats>
+}
+
+// =============================================================================
+// Errors
+// =============================================================================
+
+/**
+ * The key is absent, was deleted, or has expired. Field `key`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const KeyNotFound: typeof Errors.KeyNotFound = Errors.KeyNotFound
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type KeyNotFound = Errors.KeyNotFound
+
+/**
+ * An argument the store cannot accept; the store is left unchanged. Field
+ * `message` says what was expected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const InvalidInput: typeof Errors.InvalidInput = Errors.InvalidInput
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidInput = Errors.InvalidInput
+
+/**
+ * The log could not be written or synced. The operations of the failed batch
+ * were not applied; everything acknowledged before is intact. `writeStatus`
+ * tells whether the store still accepts writes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const StorageError: typeof Errors.StorageError = Errors.StorageError
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type StorageError = Errors.StorageError
+
+// =============================================================================
+// Limits
+// =============================================================================
+
+/**
+ * The longest key, in UTF-16 code units (`key.length`).
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const maxKeyLength: number = Limits.maxKeyLength
+
+/**
+ * The largest value: `value.length` in UTF-16 code units for a string, in
+ * bytes for a `Uint8Array`.
+ *
+ * @since 0.1.0
+ * @category limits
+ */
+export const maxValueLength: number = Limits.maxValueLength
+
+// =============================================================================
+// Service
+// =============================================================================
+
+/**
+ * The service tag.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class KeyValueStore extends Context.Service<KeyValueStore, KeyValueStoreService>()("kvlog/KeyValueStore") {}
+
+/**
+ * Options of an in-memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /**
+   * Called by the reaper for every expired entry it reclaims, with the
+   * entry's deadline and the time it was reclaimed (both epoch ms by the
+   * store's `Clock`): a way to observe the reclaim lag.
+   */
+  readonly onReclaim?: ((key: string, deadline: number, reclaimedAt: number) => void) | undefined
+}
+
+// =============================================================================
+// Constructors
+// =============================================================================
+
+/**
+ * Builds an in-memory store whose reaper fiber lives in the current scope:
+ * closing the scope stops it. Most programs use `layerMemory` instead.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: MemoryOptions = {}): Effect.Effect<KeyValueStoreService, never, Scope.Scope> =>
+  internal.makeMemory(options)
+
+// =============================================================================
+// Layers
+// =============================================================================
+
+/**
+ * An in-memory store. Its TTL reaper fiber lives in the layer's scope.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<KeyValueStore> = Layer.effect(KeyValueStore, internal.makeMemory())
+
+/**
+ * An in-memory store with options.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<KeyValueStore> =>
+  Layer.effect(KeyValueStore, internal.makeMemory(options))

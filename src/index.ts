@@ -1,0 +1,11 @@
+/**
+ * kvlog: an in-memory key-value store for Effect 4 with exact per-key TTL and
+ * an optional append-only log.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as KeyValueStore from "./KeyValueStore.ts"

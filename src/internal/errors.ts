@@ -1,0 +1,33 @@
+/**
+ * The store's typed errors, re-exported by the public module.
+ */
+import * as Data from "effect/Data"
+
+/**
+ * The key is absent, was deleted, or has expired.
+ */
+export class KeyNotFound extends Data.TaggedError("KeyNotFound")<{
+  readonly key: string
+}> {
+  override get message(): string {
+    return `key not found: ${JSON.stringify(this.key.length > 200 ? this.key.slice(0, 200) + "…" : this.key)}`
+  }
+}
+
+/**
+ * An argument the store cannot accept. The store is left unchanged.
+ */
+export class InvalidInput extends Data.TaggedError("InvalidInput")<{
+  readonly message: string
+}> {}
+
+/**
+ * The log could not be written or synced. The operations of the failed batch
+ * were not applied; everything acknowledged before is intact. `writeStatus`
+ * tells whether the store still accepts writes.
+ */
+export class StorageError extends Data.TaggedError("StorageError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+

@@ -1,0 +1,116 @@
+/**
+ * The read/write lock guarding the index, managed by Effect's STM.
+ *
+ * Its whole state is one `TxRef`: how many readers hold it, whether a writer
+ * does, and how many writers wait. Blocking acquisitions are transactions
+ * that `txRetry` until they can proceed; STM wakes them when the state
+ * changes. Readers share the lock; a writer is exclusive and waits until the
+ * readers in progress have finished (the seed's rule). Once a writer waits,
+ * new *lock-holding* readers queue behind it, so a stream of scans cannot
+ * starve writers.
+ *
+ * The fast path. A transaction costs ~1.6 µs here, more than a whole `get`
+ * should, so single-key operations do not take the lock at all when they do
+ * not have to: they read the last committed state (`TxRef.value`, safe to read
+ * outside a transaction because commits are synchronous) and, if the lock is
+ * free for them, do their work in the same synchronous step. No fiber can run
+ * between that check and that work, so the operation behaves exactly as if it
+ * had acquired and released the lock around it (see `docs/design.md`).
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as TxRef from "effect/TxRef"
+
+interface LockState {
+  readonly readers: number
+  readonly writer: boolean
+  readonly writersWaiting: number
+}
+
+const unlocked: LockState = { readers: 0, writer: false, writersWaiting: 0 }
+
+export class ReadWriteLock {
+  private readonly state: TxRef.TxRef<LockState> = TxRef.makeUnsafe(unlocked)
+
+  /** Whether a single synchronous read may run now without the lock. */
+  readFree(): boolean {
+    return !this.state.value.writer
+  }
+
+  /** Whether a single synchronous write may run now without the lock. */
+  writeFree(): boolean {
+    const state = this.state.value
+    return state.readers === 0 && !state.writer
+  }
+
+  /** The committed state, for tests and diagnostics. */
+  snapshot(): LockState {
+    return this.state.value
+  }
+
+  private readonly acquireRead: Effect.Effect<void> = Effect.tx(
+    Effect.flatMap(TxRef.get(this.state), (state) =>
+      state.writer || state.writersWaiting > 0
+        ? Effect.txRetry
+        : TxRef.set(this.state, { ...state, readers: state.readers + 1 }))
+  )
+
+  private readonly releaseRead: Effect.Effect<void> = Effect.tx(
+    TxRef.update(this.state, (state) => ({ ...state, readers: state.readers - 1 }))
+  )
+
+  private readonly enqueueWriter: Effect.Effect<void> = Effect.tx(
+    TxRef.update(this.state, (state) => ({ ...state, writersWaiting: state.writersWaiting + 1 }))
+  )
+
+  private readonly dequeueWriter: Effect.Effect<void> = Effect.tx(
+    TxRef.update(this.state, (state) => ({ ...state, writersWaiting: state.writersWaiting - 1 }))
+  )
+
+  private readonly awaitWrite: Effect.Effect<void> = Effect.tx(
+    Effect.flatMap(TxRef.get(this.state), (state) =>
+      state.writer || state.readers > 0
+        ? Effect.txRetry
+        : TxRef.set(this.state, { ...state, writer: true, writersWaiting: state.writersWaiting - 1 }))
+  )
+
+  private readonly releaseWrite: Effect.Effect<void> = Effect.tx(
+    TxRef.update(this.state, (state) => ({ ...state, writer: false }))
+  )
+
+  /** Runs `effect` holding the lock shared with other readers. */
+  withRead<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(this.acquireRead), () => Effect.ensuring(restore(effect), this.releaseRead))
+    )
+  }
+
+  /** Runs `effect` holding the lock exclusively, once the readers in progress have finished. */
+  withWrite<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.enqueueWriter, () =>
+        Effect.flatMap(
+          Effect.onInterrupt(restore(this.awaitWrite), () => this.dequeueWriter),
+          () => Effect.ensuring(restore(effect), this.releaseWrite)
+        ))
+    )
+  }
+
+  /**
+   * Acquires the read lock for the rest of the current scope: for streams,
+   * which hold it across many pulls.
+   */
+  readonly readScoped: Effect.Effect<void, never, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(restore(this.acquireRead), () => Effect.addFinalizer(() => this.releaseRead))
+  )
+
+  /** Runs the synchronous `read` now if no writer holds the lock, else once none does. */
+  read<A>(read: () => A): Effect.Effect<A> {
+    return this.readFree() ? Effect.succeed(read()) : this.withRead(Effect.sync(read))
+  }
+
+  /** Runs the synchronous `write` now if the lock is free, else once it is acquired. */
+  write<A>(write: () => A): Effect.Effect<A> {
+    return this.writeFree() ? Effect.succeed(write()) : this.withWrite(Effect.sync(write))
+  }
+}

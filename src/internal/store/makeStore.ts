@@ -1,0 +1,170 @@
+/**
+ * Builds the `KeyValueStore` service: the index, the lock, the reaper, and a
+ * `Committer` that decides how writes reach the index — at once for the
+ * in-memory store, after the log has made them durable for the logged one.
+ *
+ * Every operation is one `Effect.suspend`: its work happens when the effect
+ * runs, never when it is built, and on the fast path in one synchronous step
+ * (see `ReadWriteLock` and `docs/design.md`).
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { KeyValueStoreService, StoreStats, WriteStatus } from "../../KeyValueStore.ts"
+import { type InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
+import { StoreIndex } from "../index/StoreIndex.ts"
+import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
+import { type Reaper, type ReaperOptions, startReaper } from "../ttl/ReaperFiber.ts"
+import { checkKey, checkValue, ownValue, ttlMillis } from "../validate.ts"
+import type { Value } from "../Value.ts"
+
+/** Entries per chunk of the `entries` stream. */
+export const entriesChunkSize = 4096
+
+/** What every store is made of, whatever commits its writes. */
+export interface StoreCore {
+  readonly index: StoreIndex
+  readonly lock: ReadWriteLock
+  readonly clock: Clock.Clock
+  readonly reaper: Reaper
+  reclaimed: number
+}
+
+/**
+ * How writes reach the index. Each method succeeds once the write is applied
+ * (and, for a log, durable); it applies the write under the lock.
+ */
+export interface Committer {
+  /** `stored` is the store's own copy of `value`; succeeds with `value`. */
+  readonly put: (key: string, value: Value, stored: Value, deadline: number) => Effect.Effect<Value, StorageError>
+  /** Succeeds with whether the key was live (and so was deleted). */
+  readonly delete: (key: string) => Effect.Effect<boolean, StorageError>
+  readonly clear: Effect.Effect<void, StorageError>
+  readonly writeStatus: Effect.Effect<WriteStatus>
+  readonly compact: Effect.Effect<void, StorageError>
+}
+
+export interface StoreOptions extends ReaperOptions {
+  /**
+   * Entries per `Map` before the index spills into another one. V8's limit is
+   * the default; tests lower it to exercise the spill.
+   */
+  readonly shardCapacity?: number | undefined
+}
+
+export const makeCore = (options: StoreOptions): Effect.Effect<StoreCore, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clock = yield* Clock.Clock
+    const index = new StoreIndex(options.shardCapacity)
+    const lock = new ReadWriteLock()
+    const core: StoreCore = { index, lock, clock, reaper: undefined!, reclaimed: 0 }
+    const onReclaim = options.onReclaim
+    ;(core as { reaper: Reaper }).reaper = yield* startReaper(index, lock, clock, {
+      onReclaim: (key, deadline, at) => {
+        core.reclaimed++
+        if (onReclaim !== undefined) onReclaim(key, deadline, at)
+      }
+    })
+    return core
+  })
+
+/** Applies writes to the index directly: the in-memory store's committer. */
+export const memoryCommitter = (core: StoreCore): Committer => {
+  const { clock, index, lock, reaper } = core
+  const apply = (key: string, stored: Value, deadline: number) => {
+    index.set(key, stored, deadline)
+    if (deadline !== Infinity) reaper.scheduled(deadline)
+  }
+  return {
+    // The fast path is written out rather than going through `lock.write`:
+    // `put` is the hottest write, and this saves a closure per call.
+    put: (key, value, stored, deadline) => {
+      if (lock.writeFree()) {
+        apply(key, stored, deadline)
+        return Effect.succeed(value)
+      }
+      return lock.withWrite(Effect.sync(() => {
+        apply(key, stored, deadline)
+        return value
+      }))
+    },
+    delete: (key) => lock.write(() => index.removeLive(key, clock.currentTimeMillisUnsafe())),
+    clear: lock.write(() => index.clear()),
+    writeStatus: Effect.succeed({ _tag: "Writable" }),
+    compact: Effect.void
+  }
+}
+
+export const makeService = (core: StoreCore, committer: Committer): KeyValueStoreService => {
+  const { clock, index, lock } = core
+  const now = () => clock.currentTimeMillisUnsafe()
+
+  const lookup = (key: string): Effect.Effect<Value, KeyNotFound> => {
+    const value = index.lookup(key, now)
+    return value === undefined ? Effect.fail(new KeyNotFound({ key })) : Effect.succeed(value)
+  }
+
+  const get = (key: string): Effect.Effect<Value, KeyNotFound> =>
+    Effect.suspend(() => lock.readFree() ? lookup(key) : lock.withRead(Effect.suspend(() => lookup(key))))
+
+  const put = (
+    key: string,
+    value: Value,
+    options?: { readonly duration?: Duration.Input }
+  ): Effect.Effect<Value, InvalidInput | StorageError> =>
+    Effect.suspend((): Effect.Effect<Value, InvalidInput | StorageError> => {
+      const invalid = checkKey(key) ?? checkValue(value)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const ttl = ttlMillis(options)
+      if (typeof ttl !== "number") return Effect.fail(ttl)
+      const deadline = ttl === Infinity ? Infinity : clock.currentTimeMillisUnsafe() + ttl
+      return committer.put(key, value, ownValue(value), deadline)
+    })
+
+  const del = (key: string): Effect.Effect<void, KeyNotFound | StorageError> =>
+    Effect.flatMap(
+      committer.delete(key),
+      (deleted) => deleted ? Effect.void : Effect.fail(new KeyNotFound({ key }))
+    )
+
+  const stats: Effect.Effect<StoreStats> = Effect.suspend(() =>
+    lock.read(() => ({
+      storedEntries: index.storedSize,
+      entriesWithDeadline: index.deadlines.size,
+      reclaimed: core.reclaimed
+    }))
+  )
+
+  return {
+    get,
+    put,
+    delete: del,
+    has: (key) => Effect.suspend(() => lock.read(() => index.lookup(key, now) !== undefined)),
+    timeToLive: (key) =>
+      Effect.suspend(() =>
+        Effect.flatMap(lock.read(() => {
+          const at = now()
+          const deadline = index.deadlineOf(key, at)
+          return deadline === undefined ? undefined : deadline - at
+        }), (remaining) =>
+          remaining === undefined
+            ? Effect.fail(new KeyNotFound({ key }))
+            : Effect.succeed(remaining === Infinity ? Option.none() : Option.some(Duration.millis(remaining))))
+      ),
+    size: Effect.suspend(() => lock.read(() => index.liveSize(now()))),
+    keys: Effect.suspend(() => lock.read(() => Array.from(index.liveKeys(now)))),
+    entries: Stream.unwrap(
+      Effect.map(lock.readScoped, () => Stream.fromIteratorSucceed(index.liveEntries(now), entriesChunkSize))
+    ),
+    clear: committer.clear,
+    writeStatus: committer.writeStatus,
+    compact: committer.compact,
+    stats
+  }
+}
+
+export const makeMemory = (options: StoreOptions = {}): Effect.Effect<KeyValueStoreService, never, Scope.Scope> =>
+  Effect.map(makeCore(options), (core) => makeService(core, memoryCommitter(core)))

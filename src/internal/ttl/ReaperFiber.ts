@@ -1,0 +1,89 @@
+/**
+ * The reaper: one fiber, living in the store's scope, that reclaims expired
+ * entries in deadline order. Reads never depend on it (they check the
+ * deadline themselves); it exists so that memory held by expired keys is
+ * given back without anyone touching them.
+ *
+ * It sleeps until the earliest deadline of the `DeadlineHeap` (by the store's
+ * `Clock`, so `TestClock` drives it), or until a put brings in an earlier one.
+ * However many keys carry a TTL, there is one reaper fiber and at most one
+ * pending sleep.
+ */
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { StoreIndex } from "../index/StoreIndex.ts"
+import type { ReadWriteLock } from "../lock/ReadWriteLock.ts"
+
+/**
+ * Entries reclaimed in one synchronous step; the reaper yields between
+ * steps, so a mass expiry never stalls other fibers for long.
+ */
+export const reclaimBatchSize = 1024
+
+export interface ReaperOptions {
+  /** Called for every reclaimed entry, with its deadline and the time it was reclaimed. */
+  readonly onReclaim?: ((key: string, deadline: number, reclaimedAt: number) => void) | undefined
+}
+
+export interface Reaper {
+  /** Tells the reaper that some key now has `deadline`. Cheap: call it on every TTL put. */
+  readonly scheduled: (deadline: number) => void
+}
+
+export const startReaper = (
+  index: StoreIndex,
+  lock: ReadWriteLock,
+  clock: Clock.Clock,
+  options: ReaperOptions
+): Effect.Effect<Reaper, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    // The deadline the reaper sleeps towards; -Infinity while it is awake,
+    // so that puts do not signal a reaper that will look at the heap anyway.
+    let sleepingUntil = -Infinity
+    let wake = Deferred.makeUnsafe<void>()
+
+    const onReclaim = options.onReclaim
+    const reclaimStep = () => {
+      const now = clock.currentTimeMillisUnsafe()
+      return index.reclaimExpired(
+        now,
+        reclaimBatchSize,
+        onReclaim === undefined ? undefined : (key, deadline) => onReclaim(key, deadline, now)
+      )
+    }
+
+    const loop = Effect.gen(function*() {
+      while (true) {
+        const next = index.deadlines.peekDeadline()
+        const now = clock.currentTimeMillisUnsafe()
+        if (next <= now) {
+          yield* lock.write(reclaimStep)
+          yield* Effect.yieldNow
+          continue
+        }
+        wake = Deferred.makeUnsafe<void>()
+        sleepingUntil = next
+        if (next === Infinity) {
+          yield* Deferred.await(wake)
+        } else {
+          // Timers fire on whole milliseconds: round up so that the reaper
+          // never wakes just before a fractional deadline and spins.
+          yield* Effect.raceFirst(Effect.sleep(Math.ceil(next - now)), Deferred.await(wake))
+        }
+        sleepingUntil = -Infinity
+      }
+    })
+
+    yield* Effect.forkScoped(loop)
+
+    return {
+      scheduled: (deadline) => {
+        if (deadline < sleepingUntil) {
+          sleepingUntil = -Infinity
+          Deferred.doneUnsafe(wake, Effect.void)
+        }
+      }
+    }
+  })
