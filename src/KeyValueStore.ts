@@ -18,6 +18,8 @@ import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Errors from "./internal/errors.ts"
+import type { FileOps as LogFileOps } from "./internal/log/LogFile.ts"
+import * as internalLog from "./internal/log/openLog.ts"
 import * as internal from "./internal/store/makeStore.ts"
 import * as Limits from "./internal/Limits.ts"
 import type { Value as InternalValue } from "./internal/Value.ts"
@@ -75,6 +77,39 @@ export interface StoreStats {
   readonly entriesWithDeadline: number
   /** Expired entries reclaimed by the reaper since the store opened. */
   readonly reclaimed: number
+  /** For a log-backed store: the log's size and its last compaction. */
+  readonly log?: LogStats
+}
+
+/**
+ * The state of a store's log.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LogStats {
+  /** Bytes of whole records in the log file, header included. */
+  readonly fileBytes: number
+  /** Records in the log, live or superseded. */
+  readonly records: number
+  /** The last compaction, manual or automatic, if any ran since the store opened. */
+  readonly lastCompaction: CompactionReport | undefined
+}
+
+/**
+ * What a compaction did, and how long writes had to wait for it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CompactionReport {
+  readonly recordsBefore: number
+  readonly recordsAfter: number
+  readonly bytesBefore: number
+  readonly bytesAfter: number
+  readonly durationMillis: number
+  /** The longest stretch during which writes waited for the compaction. */
+  readonly longestPauseMillis: number
 }
 
 /**
@@ -129,6 +164,37 @@ export interface KeyValueStoreService {
 // =============================================================================
 // Errors
 // =============================================================================
+
+/**
+ * The log is damaged before its tail, or is not a kvlog log; fields `path`,
+ * `offset` (the first bad byte) and `reason`. The store refuses to open rather
+ * than serve a wrong value.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const LogCorrupted: typeof Errors.LogCorrupted = Errors.LogCorrupted
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type LogCorrupted = Errors.LogCorrupted
+
+/**
+ * Another store, in this process or another, has the log open; fields `path`
+ * and `owner`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const LogLocked: typeof Errors.LogLocked = Errors.LogLocked
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type LogLocked = Errors.LogLocked
 
 /**
  * The key is absent, was deleted, or has expired. Field `key`.
@@ -248,6 +314,77 @@ export const make = (options: MemoryOptions = {}): Effect.Effect<KeyValueStoreSe
  * @category layers
  */
 export const layerMemory: Layer.Layer<KeyValueStore> = Layer.effect(KeyValueStore, internal.makeMemory())
+
+/**
+ * Options of a log-backed store.
+ *
+ * - `path`: the log file (created with mode 0600 if absent).
+ * - `fsync` (default `"always"`): `"always"` acknowledges a put or delete
+ *   once its record is on disk (group commit); `"interval"` syncs at least
+ *   every `fsyncIntervalMillis` (default 1000); `"never"` leaves it to the
+ *   OS. See `docs/design.md` for what each can lose.
+ * - `onCorruption` (default `"fail"`): corruption before the log's tail fails
+ *   the open with `LogCorrupted`; `"truncate"` keeps the records before the
+ *   first bad one instead, and logs a warning.
+ * - `compaction`: automatic compaction (`auto`, default `true`) once the log
+ *   holds more than `factor` (default 2) records per live entry and at least
+ *   `minRecords` (default 100,000) records.
+ * - `fileOps`: the synchronous write/sync/truncate calls, replaceable to
+ *   inject disk faults in tests.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LogOptions extends MemoryOptions {
+  readonly path: string
+  readonly fsync?: "always" | "interval" | "never" | undefined
+  readonly fsyncIntervalMillis?: number | undefined
+  readonly onCorruption?: "fail" | "truncate" | undefined
+  readonly compaction?: {
+    readonly auto?: boolean | undefined
+    readonly factor?: number | undefined
+    readonly minRecords?: number | undefined
+  } | undefined
+  readonly fileOps?: FileOps | undefined
+}
+
+/**
+ * The file system calls a log makes once open, for fault injection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FileOps = LogFileOps
+
+/**
+ * Why a log-backed store could not open.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type LogOpenError = InvalidInput | LogCorrupted | LogLocked | StorageError
+
+/**
+ * Builds a log-backed store in the current scope: replays the log, then
+ * appends every put and delete to it. Closing the scope flushes and syncs
+ * what is pending, stops the writer and releases the log.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOpenError, Scope.Scope> =>
+  internalLog.makeLog(options)
+
+/**
+ * A store backed by an append-only log: every put and delete is appended to
+ * it, and opening replays it. Uses `node:fs` directly (Effect's `FileSystem`
+ * has no `fdatasync`), so it needs no platform layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLog = (options: LogOptions): Layer.Layer<KeyValueStore, LogOpenError> =>
+  Layer.effect(KeyValueStore, internalLog.makeLog(options))
 
 /**
  * An in-memory store with options.

@@ -31,3 +31,29 @@ export class StorageError extends Data.TaggedError("StorageError")<{
   readonly cause?: unknown
 }> {}
 
+
+/**
+ * The log is damaged before its tail, or is not a kvlog log: the store
+ * refuses to open rather than serve a wrong value. `offset` is the byte
+ * offset of the first bad record (0 for a bad header). Opening with
+ * `onCorruption: "truncate"` keeps the records before it instead.
+ */
+export class LogCorrupted extends Data.TaggedError("LogCorrupted")<{
+  readonly path: string
+  readonly offset: number
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `log ${this.path} is corrupt at byte offset ${this.offset}: ${this.reason}`
+  }
+}
+
+/** Another store, in this process or another, has the log open. */
+export class LogLocked extends Data.TaggedError("LogLocked")<{
+  readonly path: string
+  readonly owner: string
+}> {
+  override get message(): string {
+    return `log ${this.path} is already open in ${this.owner}`
+  }
+}

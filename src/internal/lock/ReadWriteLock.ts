@@ -104,13 +104,19 @@ export class ReadWriteLock {
     Effect.flatMap(restore(this.acquireRead), () => Effect.addFinalizer(() => this.releaseRead))
   )
 
-  /** Runs the synchronous `read` now if no writer holds the lock, else once none does. */
+  /**
+   * An effect that runs the synchronous `read` at once if no writer holds the
+   * lock (the fast path), else once none does.
+   */
   read<A>(read: () => A): Effect.Effect<A> {
-    return this.readFree() ? Effect.succeed(read()) : this.withRead(Effect.sync(read))
+    return Effect.suspend(() => this.readFree() ? Effect.succeed(read()) : this.withRead(Effect.sync(read)))
   }
 
-  /** Runs the synchronous `write` now if the lock is free, else once it is acquired. */
+  /**
+   * An effect that runs the synchronous `write` at once if the lock is free
+   * (the fast path), else once it holds the lock exclusively.
+   */
   write<A>(write: () => A): Effect.Effect<A> {
-    return this.writeFree() ? Effect.succeed(write()) : this.withWrite(Effect.sync(write))
+    return Effect.suspend(() => this.writeFree() ? Effect.succeed(write()) : this.withWrite(Effect.sync(write)))
   }
 }

@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { KeyValueStoreService, StoreStats, WriteStatus } from "../../KeyValueStore.ts"
+import type { KeyValueStoreService, LogStats, StoreStats, WriteStatus } from "../../KeyValueStore.ts"
 import { type InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
 import { StoreIndex } from "../index/StoreIndex.ts"
 import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
@@ -98,7 +98,11 @@ export const memoryCommitter = (core: StoreCore): Committer => {
   }
 }
 
-export const makeService = (core: StoreCore, committer: Committer): KeyValueStoreService => {
+export const makeService = (
+  core: StoreCore,
+  committer: Committer,
+  logStats?: () => LogStats
+): KeyValueStoreService => {
   const { clock, index, lock } = core
   const now = () => clock.currentTimeMillisUnsafe()
 
@@ -130,32 +134,31 @@ export const makeService = (core: StoreCore, committer: Committer): KeyValueStor
       (deleted) => deleted ? Effect.void : Effect.fail(new KeyNotFound({ key }))
     )
 
-  const stats: Effect.Effect<StoreStats> = Effect.suspend(() =>
-    lock.read(() => ({
+  const stats: Effect.Effect<StoreStats> = lock.read(() => {
+    const base = {
       storedEntries: index.storedSize,
       entriesWithDeadline: index.deadlines.size,
       reclaimed: core.reclaimed
-    }))
-  )
+    }
+    return logStats === undefined ? base : { ...base, log: logStats() }
+  })
 
   return {
     get,
     put,
     delete: del,
-    has: (key) => Effect.suspend(() => lock.read(() => index.lookup(key, now) !== undefined)),
+    has: (key) => lock.read(() => index.lookup(key, now) !== undefined),
     timeToLive: (key) =>
-      Effect.suspend(() =>
-        Effect.flatMap(lock.read(() => {
-          const at = now()
-          const deadline = index.deadlineOf(key, at)
-          return deadline === undefined ? undefined : deadline - at
-        }), (remaining) =>
-          remaining === undefined
-            ? Effect.fail(new KeyNotFound({ key }))
-            : Effect.succeed(remaining === Infinity ? Option.none() : Option.some(Duration.millis(remaining))))
-      ),
-    size: Effect.suspend(() => lock.read(() => index.liveSize(now()))),
-    keys: Effect.suspend(() => lock.read(() => Array.from(index.liveKeys(now)))),
+      Effect.flatMap(lock.read(() => {
+        const at = now()
+        const deadline = index.deadlineOf(key, at)
+        return deadline === undefined ? undefined : deadline - at
+      }), (remaining) =>
+        remaining === undefined
+          ? Effect.fail(new KeyNotFound({ key }))
+          : Effect.succeed(remaining === Infinity ? Option.none() : Option.some(Duration.millis(remaining)))),
+    size: lock.read(() => index.liveSize(now())),
+    keys: lock.read(() => Array.from(index.liveKeys(now))),
     entries: Stream.unwrap(
       Effect.map(lock.readScoped, () => Stream.fromIteratorSucceed(index.liveEntries(now), entriesChunkSize))
     ),

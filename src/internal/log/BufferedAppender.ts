@@ -1,0 +1,109 @@
+/**
+ * The `"interval"` and `"never"` policies: a write is applied and
+ * acknowledged at once, its record appended to an in-process buffer that a
+ * flusher fiber hands to the OS (one `write()`) at its next turn — after at
+ * most one scheduler slice of the writing fiber, or as soon as the buffer
+ * holds `flushThreshold` bytes. `"interval"` also syncs the file every
+ * `fsyncIntervalMillis`.
+ *
+ * What that can lose (see `docs/design.md`): on a process crash, the
+ * unflushed buffer (writes of the last scheduler slice); on an OS crash or
+ * power loss, also what the OS had not written (`"never"`) or what was
+ * written since the last sync (`"interval"`). A failed write or sync turns
+ * the log read-only, since acknowledged writes may then be missing from it.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { StorageError } from "../errors.ts"
+import type { StoreCore } from "../store/makeStore.ts"
+import type { Value } from "../Value.ts"
+import { applyDelete, applyPut } from "./applyWrite.ts"
+import type { LogFile } from "./LogFile.ts"
+import { RecordEncoder } from "./LogRecord.ts"
+
+/** Bytes buffered before a write flushes them inline instead of waiting for the flusher. */
+export const flushThreshold = 256 * 1024
+
+export interface BufferedAppender {
+  /** Appends and applies a put (`stored` defined) or a delete, in one step; succeeds with whether it applied. */
+  readonly write: (key: string, stored: Value | undefined, deadline: number) => Effect.Effect<boolean, StorageError>
+  /** Hands the buffer to the OS. Synchronous. */
+  readonly flush: () => StorageError | undefined
+}
+
+export const startBufferedAppender = (
+  core: StoreCore,
+  file: LogFile,
+  options: { readonly syncEveryMillis: number | undefined; readonly afterWrite: () => void }
+): Effect.Effect<BufferedAppender, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const encoder = new RecordEncoder()
+    let buffered = 0
+    let flusherIdle: Deferred.Deferred<void> | undefined
+
+    const flush = (): StorageError | undefined => {
+      if (buffered === 0) return undefined
+      const records = buffered
+      buffered = 0
+      const error = file.append(encoder.contents(), records, false)
+      encoder.reset()
+      if (error === undefined) return undefined
+      // These writes were acknowledged already: the log no longer holds what
+      // the store shows, so it must not pretend to be usable.
+      return file.fail(`${records} acknowledged writes could not be written to the log: ${error.message}`, error)
+    }
+
+    const writeNow = (key: string, stored: Value | undefined, deadline: number): Effect.Effect<boolean, StorageError> => {
+      const refused = file.refusal()
+      if (refused !== undefined) return Effect.fail(refused)
+      if (stored === undefined) encoder.appendDelete(key)
+      else encoder.appendPut(key, stored, deadline)
+      buffered++
+      const applied = stored === undefined ? applyDelete(core, key) : applyPut(core, key, stored, deadline)
+      if (encoder.length >= flushThreshold) {
+        const error = flush()
+        if (error !== undefined) return Effect.fail(error)
+      } else if (flusherIdle !== undefined) {
+        const idle = flusherIdle
+        flusherIdle = undefined
+        Deferred.doneUnsafe(idle, Effect.void)
+      }
+      options.afterWrite()
+      return applied ? succeedTrue : succeedFalse
+    }
+
+    const flusher = Effect.gen(function*() {
+      while (true) {
+        flusherIdle = Deferred.makeUnsafe<void>()
+        yield* Deferred.await(flusherIdle)
+        // Let the writing fiber finish its slice, so one write() carries it all.
+        yield* Effect.yieldNow
+        flush()
+      }
+    })
+    yield* Effect.forkScoped(flusher)
+
+    const syncEveryMillis = options.syncEveryMillis
+    if (syncEveryMillis !== undefined) {
+      const syncer = Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(syncEveryMillis)
+          if (flush() === undefined) file.sync()
+        }
+      })
+      yield* Effect.forkScoped(syncer)
+    }
+
+    const lock = core.lock
+    return {
+      write: (key, stored, deadline) =>
+        lock.writeFree()
+          ? writeNow(key, stored, deadline)
+          : lock.withWrite(Effect.suspend(() => writeNow(key, stored, deadline))),
+      flush
+    }
+  })
+
+const succeedTrue = Effect.succeed(true)
+const succeedFalse = Effect.succeed(false)

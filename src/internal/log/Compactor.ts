@@ -1,0 +1,264 @@
+/**
+ * Online compaction: rewrites the log to hold one record per live key, while
+ * puts and deletes go on.
+ *
+ * 1. Between two batches, open `<log>.compact` and start copying every batch
+ *    appended to the log from then on (the rewrite buffer, as in Redis's AOF
+ *    rewrite).
+ * 2. Walk the index in chunks, yielding between them, and write a put for
+ *    every live entry. The walk sees each key's value at the moment it is
+ *    visited; any write after step 1 is also in the rewrite buffer, which is
+ *    replayed after the walk's records, so the last word on every key is
+ *    right.
+ * 3. Copy the rewrite buffer over while writes go on, sync the new file.
+ * 4. Between two batches (the only pause): copy the rest of the rewrite
+ *    buffer, sync, rename the new file over the log, sync the directory, and
+ *    switch to it.
+ *
+ * A crash before the rename leaves the old log whole (the leftover
+ * `.compact` file is deleted at open); after it, the new one, synced before
+ * it got the log's name.
+ */
+import * as fs from "node:fs"
+import * as Effect from "effect/Effect"
+import type * as Semaphore from "effect/Semaphore"
+import { StorageError } from "../errors.ts"
+import type { StoreCore } from "../store/makeStore.ts"
+import { directoryOf, type LogFile, syncDirectory, writeFully } from "./LogFile.ts"
+import { encodeHeader, headerLength } from "./LogFormat.ts"
+import { RecordEncoder } from "./LogRecord.ts"
+
+/** Entries encoded between two yields of the walk. */
+const walkChunkEntries = 2048
+/** Bytes gathered before one `write()` of the new file. */
+const writeChunkBytes = 1024 * 1024
+/** The rewrite buffer is copied over, writes going on, until it is this small. */
+const switchBelowBytes = 64 * 1024
+
+export interface CompactionReport {
+  readonly recordsBefore: number
+  readonly recordsAfter: number
+  readonly bytesBefore: number
+  readonly bytesAfter: number
+  readonly durationMillis: number
+  /** The longest stretch during which writes had to wait for the compaction. */
+  readonly longestPauseMillis: number
+}
+
+export interface Compactor {
+  readonly compact: Effect.Effect<CompactionReport, StorageError>
+  /** Empties the log and the index in one step. */
+  readonly clear: Effect.Effect<void, StorageError>
+  readonly lastReport: () => CompactionReport | undefined
+}
+
+const ioError = (what: string, error: unknown) =>
+  new StorageError({
+    message: `${what}: ${error instanceof Error ? error.message : String(error)}`,
+    cause: error
+  })
+
+export const makeCompactor = (
+  core: StoreCore,
+  file: LogFile,
+  options: {
+    /** Held by each group-commit batch; the compactor takes it to act between batches. */
+    readonly logMutex: Semaphore.Semaphore
+    /** One compaction or clear at a time. */
+    readonly maintenance: Semaphore.Semaphore
+    /** Hands buffered records (`"interval"`/`"never"`) to the log. */
+    readonly flushBuffered: () => StorageError | undefined
+  }
+): Compactor => {
+  const { logMutex, maintenance, flushBuffered } = options
+  const compactPath = `${file.path}.compact`
+  const directory = directoryOf(file.path)
+  let lastReport: CompactionReport | undefined
+
+  /** Creates `<log>.compact` holding just a header. */
+  const createCompactFile = (): number => {
+    const fd = fs.openSync(compactPath, "w", 0o600)
+    writeFully(file.ops, fd, encodeHeader(), 0)
+    return fd
+  }
+
+  const discard = (fd: number | undefined) => {
+    file.rewrite = undefined
+    file.rewriteBytes = 0
+    if (fd !== undefined) {
+      try {
+        fs.closeSync(fd)
+      } catch {
+        // Already closed.
+      }
+    }
+    try {
+      fs.unlinkSync(compactPath)
+    } catch {
+      // Never created, or gone.
+    }
+  }
+
+  /**
+   * Gives the new file the log's name and makes it the log. Synchronous:
+   * nothing can be appended between the last copied byte and the switch.
+   */
+  const switchTo = (fd: number, end: number, records: number): StorageError | undefined => {
+    file.ops.datasync(fd)
+    fs.renameSync(compactPath, file.path)
+    const old = file.fd
+    file.fd = fd
+    file.end = end
+    file.records = records
+    file.unsynced = 0
+    file.rewrite = undefined
+    file.rewriteBytes = 0
+    fs.closeSync(old)
+    try {
+      syncDirectory(directory)
+    } catch (error) {
+      // The rename may not survive a crash: the old log could come back
+      // without what is appended from now on. Refuse further writes.
+      return file.fail(`syncing directory ${directory} after compaction failed`, error)
+    }
+    return undefined
+  }
+
+  const compact: Effect.Effect<CompactionReport, StorageError> = maintenance.withPermits(1)(
+    Effect.suspend(() => {
+      const started = performance.now()
+      const recordsBefore = file.records
+      const bytesBefore = file.end
+      let longestPause = 0
+      let fd: number | undefined
+      let position = headerLength
+      let records = 0
+      const encoder = new RecordEncoder(writeChunkBytes + 64 * 1024)
+
+      const paused = <A>(step: () => A): Effect.Effect<A> =>
+        logMutex.withPermits(1)(Effect.sync(() => {
+          const t = performance.now()
+          try {
+            return step()
+          } finally {
+            longestPause = Math.max(longestPause, performance.now() - t)
+          }
+        }))
+
+      const writeEncoded = () => {
+        if (encoder.length === 0) return
+        writeFully(file.ops, fd!, encoder.contents(), position)
+        position += encoder.length
+        encoder.reset()
+      }
+
+      const copyRewrite = () => {
+        const chunks = file.rewrite!
+        file.rewrite = []
+        file.rewriteBytes = 0
+        for (const chunk of chunks) {
+          writeFully(file.ops, fd!, chunk, position)
+          position += chunk.length
+        }
+        return chunks.length
+      }
+
+      const run = Effect.gen(function*() {
+        const begun = yield* paused(() => {
+          const error = flushBuffered() ?? file.refusal()
+          if (error !== undefined) return error
+          fd = createCompactFile()
+          file.rewrite = []
+          file.rewriteBytes = 0
+          return undefined
+        })
+        if (begun !== undefined) return yield* Effect.fail(begun)
+
+        const walk = core.index.storedEntries()
+        while (true) {
+          const done = yield* Effect.sync(() => {
+            const now = core.clock.currentTimeMillisUnsafe()
+            for (let i = 0; i < walkChunkEntries; i++) {
+              const next = walk.next()
+              if (next.done === true) {
+                writeEncoded()
+                return true
+              }
+              const [key, value, deadline] = next.value
+              if (deadline <= now) continue
+              encoder.appendPut(key, value, deadline)
+              records++
+              if (encoder.length >= writeChunkBytes) writeEncoded()
+            }
+            return false
+          })
+          if (done) break
+          yield* Effect.yieldNow
+        }
+
+        // Records of the rewrite buffer count towards the new file's records
+        // once copied; the count only steers the next automatic compaction.
+        let rewriteRecords = 0
+        const rewriteRecordsAtStart = file.records
+        while (file.rewriteBytes > switchBelowBytes) {
+          yield* Effect.sync(copyRewrite)
+          yield* Effect.yieldNow
+        }
+        yield* Effect.callback<void, StorageError>((resume) => {
+          fs.fdatasync(fd!, (error) => resume(error ? Effect.fail(ioError("syncing the compacted log", error)) : Effect.void))
+        })
+
+        const switched = yield* paused(() => {
+          const error = flushBuffered() ?? file.refusal()
+          if (error !== undefined) return error
+          copyRewrite()
+          rewriteRecords = file.records - rewriteRecordsAtStart
+          const failed = switchTo(fd!, position, records + rewriteRecords)
+          fd = undefined
+          return failed
+        })
+        if (switched !== undefined) return yield* Effect.fail(switched)
+        const report: CompactionReport = {
+          recordsBefore,
+          recordsAfter: records + rewriteRecords,
+          bytesBefore,
+          bytesAfter: position,
+          durationMillis: performance.now() - started,
+          longestPauseMillis: longestPause
+        }
+        lastReport = report
+        return report
+      })
+
+      return run.pipe(
+        Effect.catchDefect((defect) => Effect.fail(ioError(`compacting ${file.path} failed`, defect))),
+        Effect.onExit((exit) => Effect.sync(() => {
+          if (exit._tag === "Failure") discard(fd)
+        }))
+      )
+    })
+  )
+
+  const clear: Effect.Effect<void, StorageError> = maintenance.withPermits(1)(
+    logMutex.withPermits(1)(Effect.flatMap(
+      core.lock.write((): StorageError | undefined => {
+        const error = flushBuffered() ?? file.refusal()
+        if (error !== undefined) return error
+        let fd: number | undefined
+        try {
+          fd = createCompactFile()
+          const failed = switchTo(fd, headerLength, 0)
+          fd = undefined
+          core.index.clear()
+          return failed
+        } catch (error) {
+          discard(fd)
+          return ioError(`clearing ${file.path} failed; the log and the store are unchanged`, error)
+        }
+      }),
+      (error) => error === undefined ? Effect.void : Effect.fail(error)
+    ))
+  )
+
+  return { compact, clear, lastReport: () => lastReport }
+}

@@ -1,0 +1,108 @@
+/**
+ * Group commit, for the `"always"` policy: a put or delete is acknowledged
+ * only once its record is on disk, and many concurrent writes share one
+ * `write()` and one `fdatasync()`.
+ *
+ * Writers queue their records and wait. One writer fiber takes everything
+ * queued, encodes it into one buffer, writes it, syncs once, and only then
+ * applies the whole batch to the index (in one step, under the write lock)
+ * and wakes the writers. So no reader ever sees a value a crash could take
+ * back, and a failed write or sync fails the whole batch with none of it
+ * applied. While the disk syncs, the next batch gathers.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Semaphore from "effect/Semaphore"
+import type { StorageError } from "../errors.ts"
+import type { StoreCore } from "../store/makeStore.ts"
+import type { Value } from "../Value.ts"
+import { applyDelete, applyPut } from "./applyWrite.ts"
+import type { LogFile } from "./LogFile.ts"
+import { RecordEncoder } from "./LogRecord.ts"
+
+interface QueuedWrite {
+  /** `undefined` for a delete. */
+  readonly stored: Value | undefined
+  readonly key: string
+  readonly deadline: number
+  readonly resume: (outcome: Effect.Effect<boolean, StorageError>) => void
+}
+
+export interface GroupCommit {
+  /** Queues a put (`stored` defined) or a delete; succeeds once durable and applied. */
+  readonly submit: (key: string, stored: Value | undefined, deadline: number) => Effect.Effect<boolean, StorageError>
+  /** Commits whatever is queued; for closing. Call holding `logMutex`. */
+  readonly drain: Effect.Effect<void>
+  /** Writes waiting for the next batch. */
+  readonly queued: () => number
+}
+
+export const startGroupCommit = (
+  core: StoreCore,
+  file: LogFile,
+  logMutex: Semaphore.Semaphore,
+  afterBatch: () => void
+): Effect.Effect<GroupCommit, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const encoder = new RecordEncoder()
+    let queue: Array<QueuedWrite> = []
+    let writerIdle: Deferred.Deferred<void> | undefined
+
+    const commitBatch: Effect.Effect<void> = Effect.suspend(() => {
+      const batch = queue
+      if (batch.length === 0) return Effect.void
+      queue = []
+      encoder.reset()
+      for (const write of batch) {
+        if (write.stored === undefined) encoder.appendDelete(write.key)
+        else encoder.appendPut(write.key, write.stored, write.deadline)
+      }
+      const error = file.append(encoder.contents(), batch.length, true)
+      encoder.reset()
+      if (error !== undefined) {
+        const failed = Effect.fail(error)
+        for (const write of batch) write.resume(failed)
+        return Effect.void
+      }
+      return core.lock.write(() => {
+        for (const write of batch) {
+          const applied = write.stored === undefined
+            ? applyDelete(core, write.key)
+            : applyPut(core, write.key, write.stored, write.deadline)
+          write.resume(applied ? succeedTrue : succeedFalse)
+        }
+        afterBatch()
+      })
+    })
+
+    const writer = Effect.gen(function*() {
+      while (true) {
+        if (queue.length === 0) {
+          writerIdle = Deferred.makeUnsafe<void>()
+          yield* Deferred.await(writerIdle)
+        }
+        yield* logMutex.withPermits(1)(commitBatch)
+      }
+    })
+    yield* Effect.forkScoped(writer)
+
+    return {
+      submit: (key, stored, deadline) =>
+        Effect.callback<boolean, StorageError>((resume) => {
+          const refused = file.refusal()
+          if (refused !== undefined) return resume(Effect.fail(refused))
+          queue.push({ key, stored, deadline, resume })
+          if (writerIdle !== undefined) {
+            const idle = writerIdle
+            writerIdle = undefined
+            Deferred.doneUnsafe(idle, Effect.void)
+          }
+        }),
+      drain: commitBatch,
+      queued: () => queue.length
+    }
+  })
+
+const succeedTrue = Effect.succeed(true)
+const succeedFalse = Effect.succeed(false)

@@ -1,0 +1,205 @@
+/**
+ * Decoding log records: `scanRecords` walks the framed records in a byte
+ * range, checks each one completely, and hands it to a visitor; `classifyTail`
+ * decides whether a bad record is a torn tail (a crash cut the last write
+ * short: drop it) or corruption inside the log (refuse to open).
+ *
+ * This is the hot path of replay: no object per record, strings decoded
+ * straight from the buffer, the CRC checked in place. It never throws on any
+ * input (only the visitor can throw).
+ */
+import * as Limits from "../Limits.ts"
+import {
+  crc32,
+  flagBytes,
+  flagDeadline,
+  frameHeaderLength,
+  knownFlags,
+  maxKeyBytes,
+  maxPayloadLength,
+  maxValueBytes,
+  minPayloadLength,
+  opDelete,
+  opPut,
+  readU32
+} from "./LogFormat.ts"
+
+/**
+ * Receives the records of a log in order. `deadline` is the absolute epoch
+ * time in milliseconds from which the key is gone, or `Infinity` for none.
+ * A `Uint8Array` value is a fresh copy the visitor may keep.
+ */
+export interface RecordVisitor {
+  readonly put: (key: string, value: string | Uint8Array, deadline: number) => void
+  readonly delete: (key: string) => void
+}
+
+/**
+ * How a scan of `[start, end)` ended. `records` counts the records given to
+ * the visitor.
+ *
+ * - `Done`: every complete record was consumed; `offset` is the first byte not
+ *   consumed. If `offset < end`, a record straddles `end`: read more and scan
+ *   again from `offset` (`recordLengthAt` says how long it is, once its 12-byte
+ *   frame header is in the buffer).
+ * - `Corrupt`: the record at `offset` is bad; `reason` says how. Records
+ *   before it were consumed.
+ */
+export type ScanResult =
+  | { readonly _tag: "Done"; readonly offset: number; readonly records: number }
+  | { readonly _tag: "Corrupt"; readonly offset: number; readonly records: number; readonly reason: string }
+
+/**
+ * Decodes the records in `buf[start, end)`, calling `visitor` for each valid
+ * one, and stops at the first bad or incomplete record.
+ *
+ * A frame header is checked as soon as its 12 bytes are in range: a bad length
+ * check or an impossible length is `Corrupt` even if the payload lies beyond
+ * `end`. A record is given to the visitor only once all of it has been checked.
+ *
+ * Strings are not validated as UTF-8: a record whose CRC matches holds the
+ * bytes the encoder wrote, and the encoder writes only well-formed UTF-8.
+ * (Decoding would not throw anyway: a bad sequence would read as U+FFFD.)
+ */
+export const scanRecords = (buf: Buffer, start: number, end: number, visitor: RecordVisitor): ScanResult => {
+  let offset = start
+  let records = 0
+  while (end - offset >= frameHeaderLength) {
+    const length = readU32(buf, offset)
+    if ((length ^ readU32(buf, offset + 4)) !== -1) {
+      return corrupt(offset, records, "the length check does not match the length")
+    }
+    if (length < minPayloadLength || length > maxPayloadLength) {
+      return corrupt(offset, records, `impossible payload length ${length}`)
+    }
+    const payloadStart = offset + frameHeaderLength
+    const payloadEnd = payloadStart + length
+    if (payloadEnd > end) break
+    if (crc32(buf, payloadStart, payloadEnd) !== readU32(buf, offset + 8)) {
+      return corrupt(offset, records, "the payload's CRC32 does not match")
+    }
+    const op = buf[payloadStart]
+    const flags = buf[payloadStart + 1]
+    let at = payloadStart + 2
+    if (op === opPut) {
+      if ((flags & ~knownFlags) !== 0) return corrupt(offset, records, `unknown flags 0x${flags.toString(16)}`)
+      let deadline = Infinity
+      if ((flags & flagDeadline) !== 0) {
+        if (payloadEnd - at < 8 + 4) return corrupt(offset, records, "the payload is too short for its deadline")
+        deadline = buf.readDoubleLE(at)
+        // Also rejects NaN, and Infinity (which is written as "no deadline").
+        if (!(deadline > 0 && deadline < Infinity)) return corrupt(offset, records, `invalid deadline ${deadline}`)
+        at += 8
+      }
+      const keyByteLength = readU32(buf, at)
+      at += 4
+      if (keyByteLength > maxKeyBytes || keyByteLength > payloadEnd - at) {
+        return corrupt(offset, records, `invalid key length ${keyByteLength}`)
+      }
+      const key = buf.toString("utf8", at, at + keyByteLength)
+      if (key.length > Limits.maxKeyLength) return corrupt(offset, records, `key longer than ${Limits.maxKeyLength}`)
+      at += keyByteLength
+      let value: string | Uint8Array
+      if ((flags & flagBytes) !== 0) {
+        if (payloadEnd - at > Limits.maxValueLength) return corrupt(offset, records, "value longer than the limit")
+        // A copy: the caller reuses `buf` for the next chunk.
+        value = new Uint8Array(buf.buffer, buf.byteOffset + at, payloadEnd - at).slice()
+      } else {
+        if (payloadEnd - at > maxValueBytes) return corrupt(offset, records, "value longer than the limit")
+        value = buf.toString("utf8", at, payloadEnd)
+        if (value.length > Limits.maxValueLength) return corrupt(offset, records, "value longer than the limit")
+      }
+      visitor.put(key, value, deadline)
+    } else if (op === opDelete) {
+      if (flags !== 0) return corrupt(offset, records, `a delete with flags 0x${flags.toString(16)}`)
+      const keyByteLength = readU32(buf, at)
+      at += 4
+      if (keyByteLength !== payloadEnd - at || keyByteLength > maxKeyBytes) {
+        return corrupt(offset, records, `a delete whose key length ${keyByteLength} does not fill its payload`)
+      }
+      const key = buf.toString("utf8", at, payloadEnd)
+      if (key.length > Limits.maxKeyLength) return corrupt(offset, records, `key longer than ${Limits.maxKeyLength}`)
+      visitor.delete(key)
+    } else {
+      return corrupt(offset, records, `unknown op ${op}`)
+    }
+    offset = payloadEnd
+    records++
+  }
+  return { _tag: "Done", offset, records }
+}
+
+const corrupt = (offset: number, records: number, reason: string): ScanResult => ({
+  _tag: "Corrupt",
+  offset,
+  records,
+  reason
+})
+
+/**
+ * The length in bytes (frame header included) that the record at `offset`
+ * declares. Meaningful after `scanRecords` stopped with `Done` at `offset` with
+ * at least 12 bytes left, which means the frame header there is valid.
+ */
+export const recordLengthAt = (buf: Uint8Array, offset: number): number =>
+  frameHeaderLength + readU32(buf, offset)
+
+// =============================================================================
+// Torn tail or corruption
+// =============================================================================
+
+/**
+ * What a bad or incomplete record at file offset X means:
+ *
+ * - `TornTail`: a crash cut the last write short. Drop everything from X on
+ *   (truncate the file to X) and warn.
+ * - `Corruption`: the log is damaged before its tail. Refuse to open, naming
+ *   X, unless the user asked to truncate at the first bad record.
+ */
+export type TailVerdict =
+  | { readonly _tag: "TornTail"; readonly reason: string }
+  | { readonly _tag: "Corruption"; readonly reason: string }
+
+/**
+ * The torn-tail rule. A bad or incomplete record at X is a torn tail iff
+ * 1. fewer than 12 bytes remain from X to the end of the file; or
+ * 2. its length check is valid and X + 12 + L > end of file; or
+ * 3. its length check is valid and X + 12 + L = end of file (it is the last
+ *    record, and its CRC or payload is bad); or
+ * 4. every byte from X to the end of file is zero.
+ * Anything else is corruption before the tail.
+ *
+ * @param frame the file's bytes from X on: at least `min(12, bytesToEnd)`.
+ * @param bytesToEnd the file's size minus X.
+ * @param badRecordReason why the scanner rejected the record (used in the
+ *   verdict's reason).
+ * @param restIsZero whether every byte from X to the end of the file is zero;
+ *   called only when rules 1–3 do not decide, as it may have to read the file.
+ */
+export const classifyTail = (
+  frame: Uint8Array,
+  bytesToEnd: number,
+  badRecordReason: string,
+  restIsZero: () => boolean
+): TailVerdict => {
+  if (bytesToEnd < frameHeaderLength) {
+    return { _tag: "TornTail", reason: `an incomplete frame header (${bytesToEnd} bytes) at the end of the file` }
+  }
+  const length = readU32(frame, 0)
+  if ((length ^ readU32(frame, 4)) === -1) {
+    const recordEnd = frameHeaderLength + length
+    if (recordEnd > bytesToEnd) {
+      return {
+        _tag: "TornTail",
+        reason: `an incomplete record (${bytesToEnd} of ${recordEnd} bytes) at the end of the file`
+      }
+    }
+    if (recordEnd === bytesToEnd) {
+      return { _tag: "TornTail", reason: `the last record is damaged: ${badRecordReason}` }
+    }
+  }
+  if (restIsZero()) {
+    return { _tag: "TornTail", reason: `${bytesToEnd} zero bytes at the end of the file` }
+  }
+  return { _tag: "Corruption", reason: badRecordReason }
+}

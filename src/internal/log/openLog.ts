@@ -1,0 +1,250 @@
+/**
+ * Opening a log-backed store: take ownership of the log, replay it into a
+ * fresh index, cut off a torn tail, then start the writer for the chosen
+ * `fsync` policy, the compactor, and the finalizer that flushes and syncs
+ * everything pending when the scope closes.
+ */
+import * as fs from "node:fs"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import type { KeyValueStoreService } from "../../KeyValueStore.ts"
+import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
+import { type Committer, makeCore, makeService, type StoreOptions } from "../store/makeStore.ts"
+import { applyDelete, applyPut } from "./applyWrite.ts"
+import { startBufferedAppender } from "./BufferedAppender.ts"
+import { makeCompactor } from "./Compactor.ts"
+import { startGroupCommit } from "./GroupCommit.ts"
+import { directoryOf, type FileOps, LogFile, nodeFileOps, syncDirectory, writeFully } from "./LogFile.ts"
+import { encodeHeader, headerLength } from "./LogFormat.ts"
+import { replayFile } from "./LogReplay.ts"
+import { acquireOwnerLock } from "./OwnerLock.ts"
+
+export type FsyncPolicy = "always" | "interval" | "never"
+
+export interface LogOptions extends StoreOptions {
+  readonly path: string
+  readonly fsync?: FsyncPolicy | undefined
+  readonly fsyncIntervalMillis?: number | undefined
+  readonly onCorruption?: "fail" | "truncate" | undefined
+  readonly compaction?: {
+    readonly auto?: boolean | undefined
+    readonly factor?: number | undefined
+    readonly minRecords?: number | undefined
+  } | undefined
+  readonly fileOps?: FileOps | undefined
+}
+
+export type LogOpenError = InvalidInput | LogCorrupted | LogLocked | StorageError
+
+export const defaultCompactionFactor = 2
+export const defaultCompactionMinRecords = 100_000
+export const defaultFsyncIntervalMillis = 1000
+
+const checkOptions = (options: LogOptions): InvalidInput | undefined => {
+  const bad = (message: string) => new InvalidInput({ message })
+  if (typeof options.path !== "string" || options.path.length === 0) return bad("path must be a non-empty string")
+  const fsync = options.fsync
+  if (fsync !== undefined && fsync !== "always" && fsync !== "interval" && fsync !== "never") {
+    return bad(`fsync must be "always", "interval" or "never", got ${JSON.stringify(fsync)}`)
+  }
+  const interval = options.fsyncIntervalMillis
+  if (interval !== undefined && !(typeof interval === "number" && Number.isFinite(interval) && interval > 0)) {
+    return bad(`fsyncIntervalMillis must be a positive finite number, got ${String(interval)}`)
+  }
+  const onCorruption = options.onCorruption
+  if (onCorruption !== undefined && onCorruption !== "fail" && onCorruption !== "truncate") {
+    return bad(`onCorruption must be "fail" or "truncate", got ${JSON.stringify(onCorruption)}`)
+  }
+  const factor = options.compaction?.factor
+  if (factor !== undefined && !(typeof factor === "number" && factor > 1)) {
+    return bad(`compaction.factor must be a number above 1, got ${String(factor)}`)
+  }
+  const minRecords = options.compaction?.minRecords
+  if (minRecords !== undefined && !(Number.isInteger(minRecords) && minRecords >= 0)) {
+    return bad(`compaction.minRecords must be a non-negative integer, got ${String(minRecords)}`)
+  }
+  return undefined
+}
+
+/** Creates an empty log (just a header) so that it appears whole or not at all. */
+const createLog = (path: string, ops: FileOps): void => {
+  const temporary = `${path}.new`
+  const fd = fs.openSync(temporary, "w", 0o600)
+  try {
+    writeFully(ops, fd, encodeHeader(), 0)
+    ops.datasync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(temporary, path)
+  syncDirectory(directoryOf(path))
+}
+
+const removeIfPresent = (path: string): void => {
+  try {
+    fs.unlinkSync(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
+  }
+}
+
+const io = <A>(what: string, f: () => A): Effect.Effect<A, StorageError> =>
+  Effect.try({
+    try: f,
+    catch: (error) =>
+      new StorageError({ message: `${what}: ${error instanceof Error ? error.message : String(error)}`, cause: error })
+  })
+
+export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOpenError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const invalid = checkOptions(options)
+    if (invalid !== undefined) return yield* Effect.fail(invalid)
+    const path = options.path
+    const ops = options.fileOps ?? nodeFileOps
+    const policy = options.fsync ?? "always"
+
+    const owner = yield* io(`taking ownership of ${path}`, () => acquireOwnerLock(path))
+    if (owner._tag === "Locked") return yield* Effect.fail(new LogLocked({ path, owner: owner.owner }))
+    yield* Effect.addFinalizer(() => Effect.sync(owner.release))
+
+    const core = yield* makeCore(options)
+
+    // Open and replay. A leftover `.compact` file is a compaction that never
+    // got to its rename: the log itself is whole without it.
+    const fd = yield* io(`opening ${path}`, () => {
+      removeIfPresent(`${path}.compact`)
+      removeIfPresent(`${path}.new`)
+      if (!fs.existsSync(path)) createLog(path, ops)
+      return fs.openSync(path, "r+")
+    })
+    const replayed = yield* io(`replaying ${path}`, () =>
+      replayFile(fd, fs.fstatSync(fd).size, {
+        put: (key, value, deadline) => applyPut(core, key, value, deadline),
+        delete: (key) => applyDelete(core, key)
+      }, { onCorruption: options.onCorruption ?? "fail" })).pipe(
+        Effect.tapError(() => Effect.sync(() => fs.closeSync(fd)))
+      )
+    if (replayed._tag !== "Ok") {
+      fs.closeSync(fd)
+      return yield* Effect.fail(
+        new LogCorrupted({
+          path,
+          offset: replayed._tag === "Corrupt" ? replayed.offset : 0,
+          reason: replayed.reason
+        })
+      )
+    }
+    const dropped = replayed.tornTail ?? replayed.truncated
+    if (dropped !== undefined) {
+      yield* Effect.logWarning(
+        replayed.tornTail !== undefined
+          ? `kvlog: dropped a torn tail of ${path} at byte offset ${dropped.offset} (${dropped.reason}): a crash cut the last write short; nothing acknowledged under fsync "always" was in it`
+          : `kvlog: truncated ${path} at byte offset ${dropped.offset} (${dropped.reason}), as onCorruption: "truncate" asks; the records after it are lost`
+      )
+    }
+    const end = replayed.validEnd === 0 ? headerLength : replayed.validEnd
+    yield* io(`repairing ${path}`, () => {
+      if (replayed.validEnd === 0) writeFully(ops, fd, encodeHeader(), 0)
+      if (fs.fstatSync(fd).size !== end) {
+        ops.truncate(fd, end)
+        ops.datasync(fd)
+      }
+    })
+    core.reaper.scheduled(core.index.deadlines.peekDeadline())
+
+    const file = new LogFile(path, fd, end, replayed.records, ops)
+    const logMutex = Semaphore.makeUnsafe(1)
+    const maintenance = Semaphore.makeUnsafe(1)
+
+    // Automatic compaction: once the log holds `factor` times more records
+    // than there are entries (and at least `minRecords`), a daemon fiber
+    // rewrites it. Checked after every write, at the cost of a comparison.
+    const auto = options.compaction?.auto ?? true
+    const factor = options.compaction?.factor ?? defaultCompactionFactor
+    const minRecords = options.compaction?.minRecords ?? defaultCompactionMinRecords
+    let wantCompaction: (() => void) | undefined
+    let nextCheck = minRecords
+    const afterWrite = () => {
+      if (file.records < nextCheck || wantCompaction === undefined) return
+      const live = core.index.storedSize
+      if (file.records > factor * Math.max(live, minRecords / factor)) {
+        nextCheck = Infinity
+        wantCompaction()
+      } else {
+        nextCheck = Math.max(minRecords, Math.ceil(factor * live) + 1)
+      }
+    }
+
+    let flushBuffered: () => StorageError | undefined = () => undefined
+    let committer: Pick<Committer, "put" | "delete">
+    let drain: Effect.Effect<void> = Effect.void
+    if (policy === "always") {
+      const groupCommit = yield* startGroupCommit(core, file, logMutex, afterWrite)
+      drain = groupCommit.drain
+      committer = {
+        put: (key, value, stored, deadline) => Effect.as(groupCommit.submit(key, stored, deadline), value),
+        delete: (key) => groupCommit.submit(key, undefined, Infinity)
+      }
+    } else {
+      const appender = yield* startBufferedAppender(core, file, {
+        syncEveryMillis: policy === "interval" ? options.fsyncIntervalMillis ?? defaultFsyncIntervalMillis : undefined,
+        afterWrite
+      })
+      flushBuffered = appender.flush
+      committer = {
+        put: (key, value, stored, deadline) => Effect.as(appender.write(key, stored, deadline), value),
+        delete: (key) => appender.write(key, undefined, Infinity)
+      }
+    }
+
+    const compactor = makeCompactor(core, file, { logMutex, maintenance, flushBuffered })
+    if (auto) {
+      // A request made before the daemon first waits is kept, not lost.
+      let pending = false
+      let wake: (() => void) | undefined
+      const daemon = Effect.gen(function*() {
+        while (true) {
+          if (!pending) {
+            yield* Effect.callback<void>((resume) => {
+              wake = () => resume(Effect.void)
+            })
+          }
+          pending = false
+          wake = undefined
+          const result = yield* Effect.exit(compactor.compact)
+          if (Exit.isFailure(result)) yield* Effect.logWarning("kvlog: automatic compaction failed", result.cause)
+          nextCheck = file.records + Math.max(minRecords, core.index.storedSize)
+        }
+      })
+      yield* Effect.forkScoped(daemon)
+      wantCompaction = () => {
+        pending = true
+        wake?.()
+      }
+    }
+
+    // Runs before the fibers above are interrupted (finalizers run last
+    // added, first run): commit what is queued, flush, sync, close.
+    yield* Effect.addFinalizer(() =>
+      maintenance.withPermits(1)(logMutex.withPermits(1)(Effect.flatMap(drain, () =>
+        Effect.sync(() => {
+          flushBuffered()
+          file.sync()
+          file.close()
+        }))))
+    )
+
+    return makeService(core, {
+      put: committer.put,
+      delete: committer.delete,
+      clear: compactor.clear,
+      writeStatus: Effect.sync(() => file.writeStatus),
+      compact: Effect.asVoid(compactor.compact)
+    }, () => ({
+      fileBytes: file.end,
+      records: file.records,
+      lastCompaction: compactor.lastReport()
+    }))
+  })
