@@ -571,11 +571,22 @@ describe("replay of a damaged log", () => {
     }
   })
 
-  it("zeros after the last record (a file extended but never written) are a torn tail", () => {
+  it("zeros after the last record (space filled ahead of the log) end the log cleanly, with no torn tail", () => {
     for (const zeros of [1, 11, 12, 100, 5000]) {
       const { result, ops } = replayBytes(Buffer.concat([log.bytes, Buffer.alloc(zeros)]), { onCorruption: "fail", chunkSize: 64 })
-      expect(result).toMatchObject({ _tag: "Ok", validEnd: log.bytes.length, tornTail: { offset: log.bytes.length } })
+      expect(result).toEqual({ _tag: "Ok", validEnd: log.bytes.length, records: sampleOps.length })
       expect(ops).toEqual(sampleOps)
+    }
+  })
+
+  it("a last record cut short inside space filled with zeros is a torn tail", () => {
+    const last = log.starts.length - 1
+    for (let cut = log.starts[last]! + 1; cut < log.ends[last]!; cut++) {
+      const damaged = Buffer.concat([log.bytes, Buffer.alloc(4096)])
+      damaged.fill(0, cut, log.ends[last])
+      const { result, ops } = replayBytes(damaged, { onCorruption: "fail", chunkSize: 64 })
+      expect(result).toMatchObject({ _tag: "Ok", validEnd: log.starts[last], tornTail: { offset: log.starts[last] } })
+      expect(ops).toEqual(sampleOps.slice(0, last))
     }
   })
 

@@ -67,6 +67,12 @@ export class StoreIndex {
   /** Stores `value` under `key`; `deadline` is `Infinity` for a key kept until deleted. */
   set(key: string, value: Value, deadline: number): void {
     const shards = this.shards
+    // No key has a TTL and all fit in one map: whatever `key` maps to now is
+    // a plain value, so one `Map.set` does it (the common case, and replay's).
+    if (deadline === Infinity && this.heap.size === 0 && shards.length === 1 && shards[0].size < this.shardCapacity) {
+      shards[0].set(key, value)
+      return
+    }
     for (let i = 0; i < shards.length; i++) {
       const shard = shards[i]
       const entry = shard.get(key)

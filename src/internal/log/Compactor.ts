@@ -106,14 +106,7 @@ export const makeCompactor = (
   const switchTo = (fd: number, end: number, records: number): StorageError | undefined => {
     file.ops.datasync(fd)
     fs.renameSync(compactPath, file.path)
-    const old = file.fd
-    file.fd = fd
-    file.end = end
-    file.records = records
-    file.unsynced = 0
-    file.rewrite = undefined
-    file.rewriteBytes = 0
-    fs.closeSync(old)
+    fs.closeSync(file.switchTo(fd, end, records))
     try {
       syncDirectory(directory)
     } catch (error) {

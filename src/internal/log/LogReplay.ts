@@ -112,12 +112,17 @@ export const replayFile = (
     // A bad record, or an incomplete one at the end of the file.
     const badOffset = position + scan.offset
     const reason = scan._tag === "Corrupt" ? scan.reason : "an incomplete record"
-    const verdict = classifyTail(
-      chunk.subarray(scan.offset, filled),
-      end - badOffset,
-      reason,
-      () => isZeroFrom(fd, chunk, badOffset, end, chunk.subarray(scan.offset, filled))
-    )
+    const inMemory = chunk.subarray(scan.offset, filled)
+    // Only on this error path: read the rest of the file into a scratch
+    // buffer of its own, so that `inMemory` stays intact.
+    const scratch = Buffer.allocUnsafeSlow(64 * 1024)
+    const zeroFrom = (relative: number): boolean => isZeroFrom(fd, scratch, badOffset + relative, end)
+    // Zeros from here on are space filled ahead of the log's growth: the
+    // log simply ends here.
+    if (isZero(inMemory, Math.min(inMemory.length, frameHeaderLength)) && zeroFrom(0)) {
+      return { _tag: "Ok", validEnd: badOffset, records }
+    }
+    const verdict = classifyTail(inMemory, end - badOffset, reason, zeroFrom)
     const dropped: DroppedTail = { offset: badOffset, reason: verdict.reason }
     if (verdict._tag === "TornTail") return { _tag: "Ok", validEnd: badOffset, records, tornTail: dropped }
     if (options.onCorruption === "truncate") return { _tag: "Ok", validEnd: badOffset, records, truncated: dropped }

@@ -166,21 +166,26 @@ export type TailVerdict =
  * 2. its length check is valid and X + 12 + L > end of file; or
  * 3. its length check is valid and X + 12 + L = end of file (it is the last
  *    record, and its CRC or payload is bad); or
- * 4. every byte from X to the end of file is zero.
+ * 4. only zeros follow it: from its end (X + 12 + L) when its length check
+ *    is valid, else from the end of its frame header (X + 12). The log grows
+ *    into space filled with zeros ahead of time (fdatasync is cheaper when
+ *    the file's size does not change), so a write cut short there is
+ *    followed by zeros, not by the end of the file.
  * Anything else is corruption before the tail.
  *
  * @param frame the file's bytes from X on: at least `min(12, bytesToEnd)`.
  * @param bytesToEnd the file's size minus X.
  * @param badRecordReason why the scanner rejected the record (used in the
  *   verdict's reason).
- * @param restIsZero whether every byte from X to the end of the file is zero;
- *   called only when rules 1–3 do not decide, as it may have to read the file.
+ * @param zeroFrom whether every byte from X + `offset` to the end of the file
+ *   is zero; called only when rules 1–3 do not decide, as it may have to read
+ *   the file.
  */
 export const classifyTail = (
   frame: Uint8Array,
   bytesToEnd: number,
   badRecordReason: string,
-  restIsZero: () => boolean
+  zeroFrom: (offset: number) => boolean
 ): TailVerdict => {
   if (bytesToEnd < frameHeaderLength) {
     return { _tag: "TornTail", reason: `an incomplete frame header (${bytesToEnd} bytes) at the end of the file` }
@@ -197,9 +202,11 @@ export const classifyTail = (
     if (recordEnd === bytesToEnd) {
       return { _tag: "TornTail", reason: `the last record is damaged: ${badRecordReason}` }
     }
-  }
-  if (restIsZero()) {
-    return { _tag: "TornTail", reason: `${bytesToEnd} zero bytes at the end of the file` }
+    if (zeroFrom(recordEnd)) {
+      return { _tag: "TornTail", reason: `the last record before zeros is damaged: ${badRecordReason}` }
+    }
+  } else if (zeroFrom(frameHeaderLength)) {
+    return { _tag: "TornTail", reason: `a damaged frame header followed by zeros: ${badRecordReason}` }
   }
   return { _tag: "Corruption", reason: badRecordReason }
 }
