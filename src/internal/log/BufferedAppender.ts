@@ -26,8 +26,10 @@ import { RecordEncoder } from "./LogRecord.ts"
 export const flushThreshold = 256 * 1024
 
 export interface BufferedAppender {
-  /** Appends and applies a put (`stored` defined) or a delete, in one step; succeeds with whether it applied. */
-  readonly write: (key: string, stored: Value | undefined, deadline: number) => Effect.Effect<boolean, StorageError>
+  /** Appends and applies a put, in one step; succeeds with `value`. */
+  readonly put: (key: string, value: Value, stored: Value, deadline: number) => Effect.Effect<Value, StorageError>
+  /** Appends and applies a delete, in one step; succeeds with whether the key was live. */
+  readonly delete: (key: string) => Effect.Effect<boolean, StorageError>
   /** Hands the buffer to the OS. Synchronous. */
   readonly flush: () => StorageError | undefined
 }
@@ -54,23 +56,34 @@ export const startBufferedAppender = (
       return file.fail(`${records} acknowledged writes could not be written to the log: ${error.message}`, error)
     }
 
-    const writeNow = (key: string, stored: Value | undefined, deadline: number): Effect.Effect<boolean, StorageError> => {
+    /** Appends a record and applies it; returns a refusal or failed flush, else `undefined`. */
+    const appendAndApply = (key: string, stored: Value | undefined, deadline: number): StorageError | boolean => {
       const refused = file.refusal()
-      if (refused !== undefined) return Effect.fail(refused)
+      if (refused !== undefined) return refused
       if (stored === undefined) encoder.appendDelete(key)
       else encoder.appendPut(key, stored, deadline)
       buffered++
       const applied = stored === undefined ? applyDelete(core, key) : applyPut(core, key, stored, deadline)
       if (encoder.length >= flushThreshold) {
         const error = flush()
-        if (error !== undefined) return Effect.fail(error)
+        if (error !== undefined) return error
       } else if (flusherIdle !== undefined) {
         const idle = flusherIdle
         flusherIdle = undefined
         Deferred.doneUnsafe(idle, Effect.void)
       }
       options.afterWrite()
-      return applied ? succeedTrue : succeedFalse
+      return applied
+    }
+
+    const putNow = (key: string, value: Value, stored: Value, deadline: number): Effect.Effect<Value, StorageError> => {
+      const outcome = appendAndApply(key, stored, deadline)
+      return typeof outcome === "boolean" ? Effect.succeed(value) : Effect.fail(outcome)
+    }
+
+    const deleteNow = (key: string): Effect.Effect<boolean, StorageError> => {
+      const outcome = appendAndApply(key, undefined, Infinity)
+      return typeof outcome === "boolean" ? (outcome ? succeedTrue : succeedFalse) : Effect.fail(outcome)
     }
 
     const flusher = Effect.gen(function*() {
@@ -97,10 +110,12 @@ export const startBufferedAppender = (
 
     const lock = core.lock
     return {
-      write: (key, stored, deadline) =>
+      put: (key, value, stored, deadline) =>
         lock.writeFree()
-          ? writeNow(key, stored, deadline)
-          : lock.withWrite(Effect.suspend(() => writeNow(key, stored, deadline))),
+          ? putNow(key, value, stored, deadline)
+          : lock.withWrite(Effect.suspend(() => putNow(key, value, stored, deadline))),
+      delete: (key) =>
+        lock.writeFree() ? deleteNow(key) : lock.withWrite(Effect.suspend(() => deleteNow(key))),
       flush
     }
   })

@@ -193,10 +193,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
         afterWrite
       })
       flushBuffered = appender.flush
-      committer = {
-        put: (key, value, stored, deadline) => Effect.as(appender.write(key, stored, deadline), value),
-        delete: (key) => appender.write(key, undefined, Infinity)
-      }
+      committer = { put: appender.put, delete: appender.delete }
     }
 
     const compactor = makeCompactor(core, file, { logMutex, maintenance, flushBuffered })

@@ -35,7 +35,9 @@ export interface StoreCore {
 
 /**
  * How writes reach the index. Each method succeeds once the write is applied
- * (and, for a log, durable); it applies the write under the lock.
+ * (and, for a log, durable); it applies the write under the lock. `put` and
+ * `delete` may do their work when called: the service calls them only from
+ * inside `Effect.suspend`, when its own effect runs.
  */
 export interface Committer {
   /** `stored` is the store's own copy of `value`; succeeds with `value`. */
@@ -129,9 +131,11 @@ export const makeService = (
     })
 
   const del = (key: string): Effect.Effect<void, KeyNotFound | StorageError> =>
-    Effect.flatMap(
-      committer.delete(key),
-      (deleted) => deleted ? Effect.void : Effect.fail(new KeyNotFound({ key }))
+    Effect.suspend(() =>
+      Effect.flatMap(
+        committer.delete(key),
+        (deleted) => deleted ? Effect.void : Effect.fail(new KeyNotFound({ key }))
+      )
     )
 
   const stats: Effect.Effect<StoreStats> = lock.read(() => {
