@@ -119,7 +119,10 @@ export interface CompactionReport {
  * @category models
  */
 export interface KeyValueStoreService {
-  /** The value of `key`; fails with `KeyNotFound` if it is absent, deleted or expired. */
+  /**
+   * The value of `key`; fails with `KeyNotFound` if it is absent, deleted or
+   * expired. Bytes come back as a fresh copy.
+   */
   readonly get: (key: string) => Effect.Effect<Value, KeyNotFound>
   /**
    * Stores `value` under `key` and succeeds with `value` once stored (for a
@@ -141,11 +144,14 @@ export interface KeyValueStoreService {
   readonly timeToLive: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, KeyNotFound>
   /** The number of live keys (expired keys are not counted, reclaimed or not). */
   readonly size: Effect.Effect<number>
-  /** A snapshot of the live keys, in insertion order. */
+  /** A snapshot of the live keys, in no particular order. */
   readonly keys: Effect.Effect<ReadonlyArray<string>>
   /**
-   * Every live entry, in chunks. The stream holds the read lock while it is
-   * consumed, so it is a consistent snapshot and writers wait until it ends.
+   * Every live entry, in chunks, in no particular order. The stream holds the
+   * read lock while it is consumed, so no write changes it and writers wait
+   * until it ends; each entry's deadline is checked as it is emitted, so a
+   * key that expires meanwhile is left out. Do not write to the store while
+   * consuming its own stream: the write would wait for the stream.
    */
   readonly entries: Stream.Stream<readonly [string, Value]>
   /** Removes every key. */

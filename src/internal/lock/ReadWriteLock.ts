@@ -48,11 +48,22 @@ export class ReadWriteLock {
     return this.state.value
   }
 
-  private readonly acquireRead: Effect.Effect<void> = Effect.tx(
+  // Acquiring is split in two so that an interruption can never land between
+  // a committed acquisition and the release that must follow it: the attempt
+  // (which may commit) runs uninterruptibly and never blocks; the wait, which
+  // blocks and may be interrupted, only watches the state and changes nothing.
+
+  /** Takes a read share if no writer holds or awaits the lock; whether it did. */
+  private readonly tryAcquireRead: Effect.Effect<boolean> = Effect.tx(
     Effect.flatMap(TxRef.get(this.state), (state) =>
       state.writer || state.writersWaiting > 0
-        ? Effect.txRetry
-        : TxRef.set(this.state, { ...state, readers: state.readers + 1 }))
+        ? Effect.succeed(false)
+        : Effect.as(TxRef.set(this.state, { ...state, readers: state.readers + 1 }), true))
+  )
+
+  private readonly awaitReadable: Effect.Effect<void> = Effect.tx(
+    Effect.flatMap(TxRef.get(this.state), (state) =>
+      state.writer || state.writersWaiting > 0 ? Effect.txRetry : Effect.void)
   )
 
   private readonly releaseRead: Effect.Effect<void> = Effect.tx(
@@ -67,33 +78,53 @@ export class ReadWriteLock {
     TxRef.update(this.state, (state) => ({ ...state, writersWaiting: state.writersWaiting - 1 }))
   )
 
-  private readonly awaitWrite: Effect.Effect<void> = Effect.tx(
+  /** Takes the lock for an enqueued writer if nobody holds it; whether it did. */
+  private readonly tryAcquireWrite: Effect.Effect<boolean> = Effect.tx(
     Effect.flatMap(TxRef.get(this.state), (state) =>
       state.writer || state.readers > 0
-        ? Effect.txRetry
-        : TxRef.set(this.state, { ...state, writer: true, writersWaiting: state.writersWaiting - 1 }))
+        ? Effect.succeed(false)
+        : Effect.as(TxRef.set(this.state, { ...state, writer: true, writersWaiting: state.writersWaiting - 1 }), true))
+  )
+
+  private readonly awaitWritable: Effect.Effect<void> = Effect.tx(
+    Effect.flatMap(TxRef.get(this.state), (state) => state.writer || state.readers > 0 ? Effect.txRetry : Effect.void)
   )
 
   private readonly releaseWrite: Effect.Effect<void> = Effect.tx(
     TxRef.update(this.state, (state) => ({ ...state, writer: false }))
   )
 
+  /** Acquires a read share; call in an uninterruptible region, `restore` being its mask. */
+  private acquireRead(restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>): Effect.Effect<void> {
+    const attempt: Effect.Effect<void> = Effect.flatMap(
+      this.tryAcquireRead,
+      (acquired) => acquired ? Effect.void : Effect.flatMap(restore(this.awaitReadable), () => attempt)
+    )
+    return attempt
+  }
+
   /** Runs `effect` holding the lock shared with other readers. */
   withRead<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(this.acquireRead), () => Effect.ensuring(restore(effect), this.releaseRead))
+      Effect.flatMap(this.acquireRead(restore), () => Effect.ensuring(restore(effect), this.releaseRead))
     )
   }
 
   /** Runs `effect` holding the lock exclusively, once the readers in progress have finished. */
   withWrite<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.enqueueWriter, () =>
-        Effect.flatMap(
-          Effect.onInterrupt(restore(this.awaitWrite), () => this.dequeueWriter),
-          () => Effect.ensuring(restore(effect), this.releaseWrite)
-        ))
-    )
+    return Effect.uninterruptibleMask((restore) => {
+      const attempt: Effect.Effect<void> = Effect.flatMap(
+        this.tryAcquireWrite,
+        (acquired) =>
+          acquired
+            ? Effect.void
+            : Effect.flatMap(Effect.onInterrupt(restore(this.awaitWritable), () => this.dequeueWriter), () => attempt)
+      )
+      return Effect.flatMap(
+        Effect.flatMap(this.enqueueWriter, () => attempt),
+        () => Effect.ensuring(restore(effect), this.releaseWrite)
+      )
+    })
   }
 
   /**
@@ -101,7 +132,7 @@ export class ReadWriteLock {
    * which hold it across many pulls.
    */
   readonly readScoped: Effect.Effect<void, never, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(restore(this.acquireRead), () => Effect.addFinalizer(() => this.releaseRead))
+    Effect.flatMap(this.acquireRead(restore), () => Effect.addFinalizer(() => this.releaseRead))
   )
 
   /**

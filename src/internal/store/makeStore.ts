@@ -21,6 +21,17 @@ import { type Reaper, type ReaperOptions, startReaper } from "../ttl/ReaperFiber
 import { checkKey, checkValue, ownValue, ttlMillis } from "../validate.ts"
 import type { Value } from "../Value.ts"
 
+/**
+ * `now + ttl`, or, when `ttl` is below the precision of a float near `now`
+ * (under ~0.25 µs at today's epoch), the next float after `now`: the key is
+ * then readable at `now` and gone at any later instant, the closest the
+ * clock can come to `now < t_put + d`.
+ */
+export const deadlineAfter = (now: number, ttl: number): number => {
+  const deadline = now + ttl
+  return deadline > now ? deadline : now + Math.abs(now) * Number.EPSILON
+}
+
 /** Entries per chunk of the `entries` stream. */
 export const entriesChunkSize = 4096
 
@@ -110,7 +121,10 @@ export const makeService = (
 
   const lookup = (key: string): Effect.Effect<Value, KeyNotFound> => {
     const value = index.lookup(key, now)
-    return value === undefined ? Effect.fail(new KeyNotFound({ key })) : Effect.succeed(value)
+    if (value === undefined) return Effect.fail(new KeyNotFound({ key }))
+    // Bytes go out as a copy, as they came in: no caller can change the store
+    // by mutating an array it was given.
+    return Effect.succeed(typeof value === "string" ? value : new Uint8Array(value))
   }
 
   const get = (key: string): Effect.Effect<Value, KeyNotFound> =>
@@ -126,7 +140,7 @@ export const makeService = (
       if (invalid !== undefined) return Effect.fail(invalid)
       const ttl = ttlMillis(options)
       if (typeof ttl !== "number") return Effect.fail(ttl)
-      const deadline = ttl === Infinity ? Infinity : clock.currentTimeMillisUnsafe() + ttl
+      const deadline = ttl === Infinity ? Infinity : deadlineAfter(clock.currentTimeMillisUnsafe(), ttl)
       return committer.put(key, value, ownValue(value), deadline)
     })
 
@@ -164,7 +178,11 @@ export const makeService = (
     size: lock.read(() => index.liveSize(now())),
     keys: lock.read(() => Array.from(index.liveKeys(now))),
     entries: Stream.unwrap(
-      Effect.map(lock.readScoped, () => Stream.fromIteratorSucceed(index.liveEntries(now), entriesChunkSize))
+      Effect.map(lock.readScoped, () =>
+        Stream.map(
+          Stream.fromIteratorSucceed(index.liveEntries(now), entriesChunkSize),
+          (entry) => typeof entry[1] === "string" ? entry : [entry[0], new Uint8Array(entry[1])] as const
+        ))
     ),
     clear: committer.clear,
     writeStatus: committer.writeStatus,
