@@ -9,9 +9,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
-import type { KeyValueStoreService } from "../../KeyValueStore.ts"
+import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
-import { type Committer, makeCore, makeService, type StoreOptions } from "../store/makeStore.ts"
+import { type Committer, makeCore, makeService } from "../store/makeStore.ts"
 import { applyDelete, applyPut } from "./applyWrite.ts"
 import { startBufferedAppender } from "./BufferedAppender.ts"
 import { makeCompactor } from "./Compactor.ts"
@@ -21,22 +21,7 @@ import { encodeHeader, headerLength } from "./LogFormat.ts"
 import { replayFile } from "./LogReplay.ts"
 import { acquireOwnerLock } from "./OwnerLock.ts"
 
-export type FsyncPolicy = "always" | "interval" | "never"
-
-export interface LogOptions extends StoreOptions {
-  readonly path: string
-  readonly fsync?: FsyncPolicy | undefined
-  readonly fsyncIntervalMillis?: number | undefined
-  readonly onCorruption?: "fail" | "truncate" | undefined
-  readonly compaction?: {
-    readonly auto?: boolean | undefined
-    readonly factor?: number | undefined
-    readonly minRecords?: number | undefined
-  } | undefined
-  readonly fileOps?: FileOps | undefined
-}
-
-export type LogOpenError = InvalidInput | LogCorrupted | LogLocked | StorageError
+export type FsyncPolicy = NonNullable<LogOptions["fsync"]>
 
 export const defaultCompactionFactor = 2
 export const defaultCompactionMinRecords = 100_000
