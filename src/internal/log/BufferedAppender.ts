@@ -88,8 +88,13 @@ export const startBufferedAppender = (
 
     const flusher = Effect.gen(function*() {
       while (true) {
-        flusherIdle = Deferred.makeUnsafe<void>()
-        yield* Deferred.await(flusherIdle)
+        // Writes made before this fiber first ran found no `flusherIdle` to
+        // complete: wait only when nothing is buffered, or they would stay in
+        // the buffer until the next write.
+        if (buffered === 0) {
+          flusherIdle = Deferred.makeUnsafe<void>()
+          yield* Deferred.await(flusherIdle)
+        }
         // Let the writing fiber finish its slice, so one write() carries it all.
         yield* Effect.yieldNow
         flush()

@@ -120,8 +120,10 @@ export const makeCompactor = (
   const compact: Effect.Effect<CompactionReport, StorageError> = maintenance.withPermits(1)(
     Effect.suspend(() => {
       const started = performance.now()
-      const recordsBefore = file.records
-      const bytesBefore = file.end
+      // Read once the buffer is flushed (below): under "interval"/"never" the
+      // records still in it are part of the log being compacted.
+      let recordsBefore = file.records
+      let bytesBefore = file.end
       let longestPause = 0
       let fd: number | undefined
       let position = headerLength
@@ -160,6 +162,8 @@ export const makeCompactor = (
         const begun = yield* paused(() => {
           const error = flushBuffered() ?? file.refusal()
           if (error !== undefined) return error
+          recordsBefore = file.records
+          bytesBefore = file.end
           fd = createCompactFile()
           file.rewrite = []
           file.rewriteBytes = 0

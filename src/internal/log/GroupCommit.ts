@@ -82,6 +82,14 @@ export const startGroupCommit = (
           writerIdle = Deferred.makeUnsafe<void>()
           yield* Deferred.await(writerIdle)
         }
+        // A submit to an idle writer resumes it inline, inside the submitting
+        // fiber. Without this yield it would commit that one write at once;
+        // the submitter, resumed as it returns, submits its next write alone,
+        // and so on: one fdatasync per write while every other fiber waits
+        // (test/log-store.test.ts, "group commit"). Yielding lets every
+        // runnable fiber queue its write first, and gives the other fibers a
+        // turn between batches.
+        yield* Effect.yieldNow
         yield* logMutex.withPermits(1)(commitBatch)
       }
     })

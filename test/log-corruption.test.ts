@@ -1,0 +1,221 @@
+/**
+ * Opening a damaged log, as `docs/log-format.md` specifies it: damage before
+ * the tail fails the open with `LogCorrupted` naming the bad record's byte
+ * offset and leaves the file as it was; `onCorruption: "truncate"` keeps the
+ * records before it instead, with a warning; a torn tail (the file cut
+ * inside a record, or a last record followed only by zeros) is dropped with a
+ * warning; a file that is not a log fails at offset 0. The logs are written
+ * by the store itself, then damaged byte by byte.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as zlib from "node:zlib"
+import { KeyValueStore } from "../src/index.ts"
+import {
+  assertSameState,
+  captureLogs,
+  type RecordSpan,
+  recordSpans,
+  stateOfLog,
+  tempDirectory,
+  typedFailure,
+  type ValueView,
+  viewValue,
+  withLogStore
+} from "./support/logHarness.ts"
+
+type Write =
+  | { readonly _tag: "Put"; readonly key: string; readonly value: KeyValueStore.Value; readonly duration?: Duration.Input }
+  | { readonly _tag: "Delete"; readonly key: string }
+
+/** Six writes, one record each: strings, bytes, a TTL, a delete, non-ASCII. */
+const writes: ReadonlyArray<Write> = [
+  { _tag: "Put", key: "a", value: "first" },
+  { _tag: "Put", key: "b", value: Uint8Array.of(0, 1, 2, 255) },
+  { _tag: "Put", key: "c", value: "kept an hour", duration: "1 hour" },
+  { _tag: "Delete", key: "a" },
+  { _tag: "Put", key: "ключ", value: "ünïcödé 🙂" },
+  { _tag: "Put", key: "e", value: "" }
+]
+
+/** The state after the first `n` writes. */
+const stateAfter = (n: number): Map<string, ValueView> => {
+  const state = new Map<string, ValueView>()
+  for (const write of writes.slice(0, n)) {
+    if (write._tag === "Put") state.set(write.key, viewValue(write.value))
+    else state.delete(write.key)
+  }
+  return state
+}
+
+interface WrittenLog {
+  /** The file as the store left it: records, then the zeros it grew into. */
+  readonly bytes: Buffer
+  /** Just the header and the records. */
+  readonly records: Buffer
+  readonly spans: ReadonlyArray<RecordSpan>
+}
+
+/** Writes `writes` through a real store into `directory/original.log` and reads the file back. */
+const writeLog = (directory: string) =>
+  Effect.gen(function*() {
+    const logPath = path.join(directory, "original.log")
+    yield* withLogStore({ path: logPath, fsync: "always" }, (store) =>
+      Effect.forEach(writes, (write): Effect.Effect<unknown, unknown> =>
+        write._tag === "Put"
+          ? store.put(write.key, write.value, write.duration === undefined ? undefined : { duration: write.duration })
+          : store.delete(write.key), { discard: true }))
+    const bytes = fs.readFileSync(logPath)
+    const spans = recordSpans(bytes)
+    assert.strictEqual(spans.length, writes.length, "one record per write")
+    const last = spans[spans.length - 1]
+    const records = bytes.subarray(0, last.offset + last.length)
+    return { bytes, records, spans } satisfies WrittenLog
+  })
+
+let copies = 0
+/** Writes `bytes` to a new file in `directory`; gives its path. */
+const copyOf = (directory: string, bytes: Uint8Array): string => {
+  const file = path.join(directory, `copy-${copies++}.log`)
+  fs.writeFileSync(file, bytes, { mode: 0o600 })
+  return file
+}
+
+const flipped = (bytes: Buffer, offset: number, bit: number): Buffer => {
+  const copy = Buffer.from(bytes)
+  copy[offset] ^= 1 << bit
+  return copy
+}
+
+/** Opens `logPath` and expects `LogCorrupted`; gives it. */
+const expectCorrupted = (logPath: string, options: Partial<KeyValueStore.LogOptions> = {}) =>
+  Effect.map(
+    typedFailure(KeyValueStore.makeLog({ path: logPath, ...options }).pipe(Effect.scoped), "LogCorrupted"),
+    (error) => {
+      assert.instanceOf(error, KeyValueStore.LogCorrupted)
+      return error as KeyValueStore.LogCorrupted
+    }
+  )
+
+describe("damage before the tail", () => {
+  it.effect("a flipped bit anywhere in a non-final record (length, length check, CRC, payload) fails the open with LogCorrupted naming that record's offset, and leaves the file untouched", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("corrupt")
+      const log = yield* writeLog(directory)
+      for (const [index, span] of log.spans.slice(0, -1).entries()) {
+        const places = [0, 3, 4, 7, 8, 11, 12, 13, span.length - 1]
+        for (const place of places) {
+          for (const bit of [0, 7]) {
+            const damaged = flipped(log.bytes, span.offset + place, bit)
+            const logPath = copyOf(directory, damaged)
+            const error = yield* expectCorrupted(logPath)
+            const where = `record ${index} at ${span.offset}, byte ${place}, bit ${bit}`
+            assert.strictEqual(error.offset, span.offset, where)
+            assert.strictEqual(error.path, logPath)
+            assert.include(error.message, `byte offset ${span.offset}`)
+            assert.isTrue(fs.readFileSync(logPath).equals(damaged), `the failed open changed the file (${where})`)
+            assert.isFalse(fs.existsSync(`${logPath}.lock`), "the failed open left its lock behind")
+          }
+        }
+      }
+    }))
+
+  it.effect("the same damage with the log cut right after its last record is still corruption, not a torn tail", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("corrupt-trim")
+      const log = yield* writeLog(directory)
+      const span = log.spans[1]
+      const error = yield* expectCorrupted(copyOf(directory, flipped(log.records, span.offset + 14, 2)))
+      assert.strictEqual(error.offset, span.offset)
+    }))
+
+  it.effect("onCorruption \"truncate\" opens with the records before the bad one, logs a warning naming the offset, and cuts the file there", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("truncate")
+      const log = yield* writeLog(directory)
+      const bad = log.spans[3]
+      const logPath = copyOf(directory, flipped(log.bytes, bad.offset + 12, 1))
+      const logs = captureLogs()
+      const state = yield* stateOfLog(logPath, { onCorruption: "truncate" }).pipe(Effect.provide(logs.layer))
+      assertSameState(state, stateAfter(3))
+      const warnings = logs.entries.filter((entry) => entry.level === "Warn")
+      assert.strictEqual(warnings.length, 1, JSON.stringify(logs.entries))
+      assert.include(warnings[0].message, `byte offset ${bad.offset}`)
+      assert.strictEqual(fs.statSync(logPath).size, bad.offset)
+      // What is left is a sound log: it opens without the option, and appends.
+      yield* withLogStore({ path: logPath }, (store) => store.put("after", "repair"))
+      assertSameState(yield* stateOfLog(logPath), new Map([...stateAfter(3), ["after", "s:repair"]]))
+    }))
+})
+
+describe("a torn tail", () => {
+  it.effect("a log cut at any byte offset opens with exactly the records wholly before the cut", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("cut")
+      const log = yield* writeLog(directory)
+      for (let cut = 0; cut <= log.records.length; cut++) {
+        const whole = log.spans.filter((span) => span.offset + span.length <= cut).length
+        const logPath = copyOf(directory, log.records.subarray(0, cut))
+        const logs = captureLogs()
+        const state = yield* stateOfLog(logPath).pipe(Effect.provide(logs.layer))
+        assertSameState(state, stateAfter(whole), `cut at ${cut}`)
+        if (cut < 16) {
+          // A crash while the log was being created: it gets a fresh header.
+          assert.strictEqual(fs.statSync(logPath).size, 16, `cut at ${cut}`)
+        } else if (!log.spans.some((span) => span.offset + span.length === cut) && cut > 16) {
+          const start = log.spans[whole]?.offset ?? cut
+          assert.isTrue(
+            logs.entries.some((entry) => entry.level === "Warn" && entry.message.includes(`byte offset ${start}`)),
+            `no warning for the torn tail at ${start} (cut at ${cut}): ${JSON.stringify(logs.entries)}`
+          )
+          assert.strictEqual(fs.statSync(logPath).size, start, `the torn tail was not cut off (cut at ${cut})`)
+        }
+      }
+    }))
+
+  it.effect("a last record whose end was never written (zeros where the rest should be) is a torn tail", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("zeros")
+      const log = yield* writeLog(directory)
+      const last = log.spans[log.spans.length - 1]
+      for (let from = last.offset; from < last.offset + last.length; from++) {
+        const damaged = Buffer.from(log.bytes)
+        damaged.fill(0, from, last.offset + last.length)
+        const state = yield* stateOfLog(copyOf(directory, damaged))
+        assertSameState(state, stateAfter(writes.length - 1), `zeros from ${from}`)
+      }
+    }))
+})
+
+describe("a file that is not a log", () => {
+  it.effect.each([
+    { label: "text", bytes: Buffer.from("hello, this is not a kvlog log at all\n") },
+    { label: "a PNG signature", bytes: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 73, 72, 68, 82, 1]) },
+    { label: "a short file that is not a header prefix", bytes: Buffer.from("kv") }
+  ])("$label: the open fails with LogCorrupted at offset 0 and the file is left as it was", ({ bytes }) =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("notalog")
+      const logPath = copyOf(directory, bytes)
+      const error = yield* expectCorrupted(logPath)
+      assert.strictEqual(error.offset, 0)
+      assert.isTrue(fs.readFileSync(logPath).equals(bytes))
+      // Not even "truncate" turns someone else's file into a log.
+      const again = yield* expectCorrupted(logPath, { onCorruption: "truncate" })
+      assert.strictEqual(again.offset, 0)
+      assert.isTrue(fs.readFileSync(logPath).equals(bytes))
+    }))
+
+  it.effect("a kvlog header of another format version fails the open with LogCorrupted at offset 0", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("version")
+      const log = yield* writeLog(directory)
+      const header = Buffer.from(log.records)
+      header.writeUInt32LE(2, 8)
+      header.writeUInt32LE(zlib.crc32(header.subarray(0, 12)), 12)
+      const error = yield* expectCorrupted(copyOf(directory, header))
+      assert.strictEqual(error.offset, 0)
+    }))
+})

@@ -1,0 +1,396 @@
+/**
+ * The log-backed store (`makeLog`), as issue 3 specifies it: what was written
+ * is what a reopen gives back, under every fsync policy, with TTL deadlines
+ * kept as absolute times across the time the store was closed; closing the
+ * store flushes what is pending; group commit shares one write and one
+ * fdatasync among concurrent writers without starving other fibers; a second
+ * open of an open log is refused.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { KeyValueStore } from "../src/index.ts"
+import {
+  freshLogPath,
+  makeFaultyFileOps,
+  openLog,
+  readState,
+  recordSpans,
+  stateOfLog,
+  typedFailure,
+  type ValueView,
+  viewValue,
+  withLogStore
+} from "./support/logHarness.ts"
+import { assertKeyNotFound } from "./support/StoreAssertions.ts"
+
+const policies = ["always", "interval", "never"] as const
+type Policy = (typeof policies)[number]
+
+// =============================================================================
+// Replay equals the model
+// =============================================================================
+
+type Op =
+  | { readonly _tag: "Put"; readonly key: string; readonly value: KeyValueStore.Value; readonly duration?: number }
+  | { readonly _tag: "Delete"; readonly key: string }
+  | { readonly _tag: "Advance"; readonly millis: number }
+  | { readonly _tag: "Reopen"; readonly downtime: number }
+
+/** Few keys, so that puts overwrite and deletes hit; non-ASCII and the empty key among them. */
+const keyArb = fc.constantFrom("a", "b", "ключ", "🔑", "")
+const valueArb: fc.Arbitrary<KeyValueStore.Value> = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 10 }),
+  fc.string({ unit: "grapheme", maxLength: 4 }),
+  fc.constant(""),
+  fc.uint8Array({ maxLength: 6 }),
+  fc.constant(new Uint8Array(0))
+)
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ _tag: fc.constant("Put" as const), key: keyArb, value: valueArb }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      _tag: fc.constant("Put" as const),
+      key: keyArb,
+      value: valueArb,
+      duration: fc.integer({ min: 1, max: 40 })
+    })
+  },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Delete" as const), key: keyArb }) },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Advance" as const), millis: fc.integer({ min: 1, max: 25 }) }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Reopen" as const), downtime: fc.integer({ min: 0, max: 40 }) }) }
+)
+
+/** The reference: a map from key to value and absolute deadline, and the time. */
+class Model {
+  now = 0
+  readonly entries = new Map<string, { readonly value: ValueView; readonly deadline: number }>()
+  live(key: string) {
+    const entry = this.entries.get(key)
+    return entry !== undefined && entry.deadline > this.now ? entry : undefined
+  }
+  liveKeys(): Array<string> {
+    return [...this.entries.keys()].filter((key) => this.live(key) !== undefined).sort()
+  }
+}
+
+/** The store shows exactly the model: the same keys, values, and time left to each deadline. */
+const assertMatchesModel = (store: KeyValueStore.KeyValueStoreService, model: Model, when: string) =>
+  Effect.gen(function*() {
+    const keys = [...(yield* store.keys)].sort()
+    assert.deepStrictEqual(keys, model.liveKeys(), `keys ${when}`)
+    for (const key of keys) {
+      const expected = model.live(key)!
+      assert.strictEqual(viewValue(yield* store.get(key)), expected.value, `value of ${JSON.stringify(key)} ${when}`)
+      const left = Option.match(yield* store.timeToLive(key), {
+        onNone: () => "none" as const,
+        onSome: Duration.toMillis
+      })
+      assert.strictEqual(
+        left,
+        expected.deadline === Infinity ? "none" : expected.deadline - model.now,
+        `time to live of ${JSON.stringify(key)} ${when}`
+      )
+    }
+    for (const key of model.entries.keys()) {
+      if (model.live(key) === undefined) yield* assertKeyNotFound(store.get(key), key)
+    }
+  })
+
+const replayCase = (policy: Policy, ops: ReadonlyArray<Op>, finalDowntime: number) =>
+  Effect.gen(function*() {
+    const options: KeyValueStore.LogOptions = { path: yield* freshLogPath("replay"), fsync: policy }
+    const model = new Model()
+    let open = yield* openLog(options)
+    let sessions = 1
+    const reopenAfter = (downtime: number) =>
+      Effect.gen(function*() {
+        yield* open.close
+        // Time passes while no store is open: deadlines run out "while the process was down".
+        yield* TestClock.adjust(downtime)
+        model.now += downtime
+        open = yield* openLog(options)
+        sessions++
+        yield* assertMatchesModel(open.store, model, `after reopen #${sessions - 1} (fsync ${policy})`)
+      })
+    for (const op of ops) {
+      switch (op._tag) {
+        case "Put": {
+          const returned = yield* open.store.put(
+            op.key,
+            op.value,
+            op.duration === undefined ? undefined : { duration: op.duration }
+          )
+          assert.strictEqual(viewValue(returned), viewValue(op.value))
+          model.entries.set(op.key, {
+            value: viewValue(op.value),
+            deadline: op.duration === undefined ? Infinity : model.now + op.duration
+          })
+          break
+        }
+        case "Delete": {
+          if (model.live(op.key) !== undefined) {
+            yield* open.store.delete(op.key)
+          } else {
+            yield* assertKeyNotFound(open.store.delete(op.key), op.key)
+          }
+          model.entries.delete(op.key)
+          break
+        }
+        case "Advance": {
+          yield* TestClock.adjust(op.millis)
+          model.now += op.millis
+          break
+        }
+        case "Reopen": {
+          yield* reopenAfter(op.downtime)
+          break
+        }
+      }
+    }
+    yield* reopenAfter(finalDowntime)
+    yield* open.close
+  })
+
+describe("replay equals the model", () => {
+  it.each(policies)(
+    "fsync %s: after random puts (string and bytes, with and without TTL) and deletes, each reopen shows exactly the model's keys, values and deadlines",
+    async (policy) => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(opArb, { maxLength: 30 }),
+          fc.integer({ min: 0, max: 60 }),
+          (ops, finalDowntime) =>
+            Effect.runPromise(
+              replayCase(policy, ops, finalDowntime).pipe(Effect.scoped, Effect.provide(TestClock.layer()))
+            )
+        ),
+        { numRuns: 100 }
+      )
+    }
+  )
+
+  it.effect("a key that expired while the store was closed stays expired; one with time left keeps exactly its deadline", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("deadline")
+      yield* TestClock.adjust(1_000)
+      yield* withLogStore({ path: logPath }, (store) =>
+        Effect.gen(function*() {
+          yield* store.put("short", "s", { duration: 100 })
+          yield* store.put("long", "l", { duration: 500 })
+          yield* store.put("forever", "f")
+        }))
+      // Closed from t = 1000 to t = 1300: "short" (deadline 1100) ran out meanwhile.
+      yield* TestClock.adjust(300)
+      yield* withLogStore({ path: logPath }, (store) =>
+        Effect.gen(function*() {
+          yield* assertKeyNotFound(store.get("short"), "short")
+          assert.strictEqual(yield* store.get("long"), "l")
+          assert.deepStrictEqual(yield* store.timeToLive("long"), Option.some(Duration.millis(200)))
+          assert.deepStrictEqual(yield* store.timeToLive("forever"), Option.none())
+          yield* TestClock.adjust(199)
+          assert.strictEqual(yield* store.get("long"), "l")
+          yield* TestClock.adjust(1)
+          yield* assertKeyNotFound(store.get("long"), "long")
+        }))
+    }))
+})
+
+// =============================================================================
+// Closing flushes
+// =============================================================================
+
+/** How many whole records the log file holds right now, read from the disk. */
+const recordsOnDisk = (logPath: string): number => recordSpans(fs.readFileSync(logPath)).length
+
+describe("closing the store flushes what is pending", () => {
+  it.effect.each(["never", "interval"] as const)(
+    "fsync %s: puts followed at once by the scope's close are all there after a reopen",
+    (policy) =>
+      Effect.gen(function*() {
+        const logPath = yield* freshLogPath("close-buffered")
+        const expected = new Map<string, ValueView>()
+        const { close, store } = yield* openLog({ path: logPath, fsync: policy })
+        // One synchronous burst: the flusher fiber gets no turn before the close.
+        yield* Effect.forEach(Array.from({ length: 300 }, (_, i) => i), (i) => {
+          const value = i % 3 === 0 ? Uint8Array.of(i & 255, 0, 255) : `value ${i} ✓`
+          expected.set(`key-${i}`, viewValue(value))
+          return store.put(`key-${i}`, value)
+        }, { discard: true })
+        yield* store.delete("key-7")
+        expected.delete("key-7")
+        // The test is only meaningful if records were still in the buffer here.
+        assert.isBelow(recordsOnDisk(logPath), 301, "records already on disk before the close")
+        yield* close
+        assert.deepStrictEqual(yield* stateOfLog(logPath), expected)
+      })
+  )
+
+  it.effect.each(["never", "interval"] as const)(
+    "fsync %s: the first write after the open is handed to the OS within a few scheduler turns, without waiting for another write",
+    (policy) =>
+      Effect.gen(function*() {
+        const logPath = yield* freshLogPath("first-write")
+        const { close, store } = yield* openLog({ path: logPath, fsync: policy })
+        yield* store.put("only", "write")
+        for (let turn = 0; turn < 100 && recordsOnDisk(logPath) === 0; turn++) yield* Effect.yieldNow
+        // Still open: a crash now must not lose it (the buffer holds one scheduler slice at most).
+        assert.strictEqual(recordsOnDisk(logPath), 1, "the write is still only in the process's buffer")
+        yield* close
+      })
+  )
+
+  it.live("fsync always: writes still queued when the scope closes are committed, and their puts succeed", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("close-always")
+      const faults = makeFaultyFileOps()
+      const { close, store } = yield* openLog({ path: logPath, fsync: "always", fileOps: faults.ops })
+      yield* store.put("before", "b")
+      const syncsBefore = faults.calls.datasync
+      // Submitted, not yet committed: the writer fiber has not had its turn.
+      const writers = yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => i),
+        (i) => Effect.forkDetach(store.put(`queued-${i}`, `v${i}`), { startImmediately: true }),
+        { concurrency: 1 }
+      )
+      assert.strictEqual(faults.calls.datasync, syncsBefore, "a batch was committed before the close")
+      yield* close
+      // A put left waiting by the close would hang: bound the wait so the test fails instead.
+      const exits = yield* Effect.timeoutOption(Effect.forEach(writers, Fiber.await), "20 seconds")
+      assert.isTrue(Option.isSome(exits), "queued puts were still waiting 20 s after the close")
+      for (const exit of Option.getOrThrow(exits)) assert.isTrue(Exit.isSuccess(exit), String(exit))
+      const state = yield* stateOfLog(logPath)
+      assert.strictEqual(state.size, 51)
+      for (let i = 0; i < 50; i++) assert.strictEqual(state.get(`queued-${i}`), `s:v${i}`)
+    }))
+
+  it.effect("a closed store refuses writes with StorageError and says it is closed", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("closed")
+      const { close, store } = yield* openLog({ path: logPath })
+      yield* store.put("k", "v")
+      yield* close
+      const error = yield* typedFailure(store.put("k", "w"), "StorageError")
+      assert.instanceOf(error, KeyValueStore.StorageError)
+      assert.deepStrictEqual(yield* store.writeStatus, { _tag: "ReadOnly", reason: "the store is closed" })
+      assert.deepStrictEqual(yield* stateOfLog(logPath), new Map([["k", "s:v"]]))
+    }))
+})
+
+// =============================================================================
+// Group commit
+// =============================================================================
+
+describe("group commit", () => {
+  it.effect("64 fibers writing at once share one write and one fdatasync per batch, also after the writer went idle", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("group")
+      const faults = makeFaultyFileOps()
+      yield* withLogStore({ path: logPath, fsync: "always", fileOps: faults.ops }, (store) =>
+        Effect.gen(function*() {
+          // One lone put first: the writer commits it and goes idle, and the
+          // next submit wakes it (the case that once committed one write per sync).
+          yield* store.put("lone", "x")
+          const syncsBefore = faults.calls.datasync
+          const writers = yield* Effect.forkChild(Effect.forEach(
+            Array.from({ length: 64 }, (_, fiber) => fiber),
+            (fiber) =>
+              Effect.gen(function*() {
+                for (let i = 0; i < 10; i++) yield* store.put(`f${fiber}-${i % 3}`, `${i}`)
+              }),
+            { concurrency: "unbounded", discard: true }
+          ))
+          yield* Fiber.join(writers)
+          const syncs = faults.calls.datasync - syncsBefore
+          // 640 puts from 64 fibers; about 10 batches of 64.
+          assert.isAtMost(syncs, 40, `640 durable puts took ${syncs} fdatasyncs`)
+        }))
+      assert.strictEqual((yield* stateOfLog(logPath)).size, 1 + 64 * 3)
+    }))
+
+  it.effect("a fiber that is not writing gets a turn between every few batches while 64 fibers keep the log busy", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("fair")
+      const faults = makeFaultyFileOps()
+      yield* withLogStore({ path: logPath, fsync: "always", fileOps: faults.ops }, (store) =>
+        Effect.gen(function*() {
+          yield* store.put("lone", "x")
+          let finished = false
+          const writers = yield* Effect.forkChild(
+            Effect.forEach(
+              Array.from({ length: 64 }, (_, fiber) => fiber),
+              (fiber) =>
+                Effect.gen(function*() {
+                  for (let i = 0; i < 40; i++) yield* store.put(`f${fiber}`, `${i}`)
+                }),
+              { concurrency: "unbounded", discard: true }
+            ).pipe(Effect.ensuring(Effect.sync(() => (finished = true))))
+          )
+          // Counted in batches (fdatasyncs), not in time: how many batches pass
+          // between two turns of a fiber that only yields and reads.
+          let mostBatchesBetweenTurns = 0
+          let last = faults.calls.datasync
+          while (!finished) {
+            yield* Effect.yieldNow
+            yield* Effect.exit(store.get("f0"))
+            mostBatchesBetweenTurns = Math.max(mostBatchesBetweenTurns, faults.calls.datasync - last)
+            last = faults.calls.datasync
+          }
+          yield* Fiber.join(writers)
+          assert.isAtMost(mostBatchesBetweenTurns, 4, "batches committed while a reading fiber waited for its turn")
+        }))
+    }))
+})
+
+// =============================================================================
+// One owner
+// =============================================================================
+
+describe("one store per log in this process", () => {
+  it.effect("a second open of an open log fails with LogLocked, also through another spelling of its path; the first store is undisturbed", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("owner")
+      const first = yield* openLog({ path: logPath })
+      yield* first.store.put("k", "first")
+      for (const spelling of [logPath, path.join(path.dirname(logPath), ".", "store.log"), path.relative(process.cwd(), logPath)]) {
+        const error = yield* typedFailure(KeyValueStore.makeLog({ path: spelling }).pipe(Effect.scoped), "LogLocked")
+        assert.instanceOf(error, KeyValueStore.LogLocked)
+        const locked = error as KeyValueStore.LogLocked
+        assert.strictEqual(locked.path, spelling)
+        assert.match(locked.owner, new RegExp(`this process \\(pid ${process.pid}\\)`))
+      }
+      yield* first.store.put("k", "still first")
+      assert.strictEqual(yield* first.store.get("k"), "still first")
+      yield* first.close
+      assert.deepStrictEqual(yield* stateOfLog(logPath), new Map([["k", "s:still first"]]))
+    }))
+
+  it.effect("once the first store's scope has closed, the log opens again and the lock file is gone", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("reopen")
+      yield* withLogStore({ path: logPath }, (store) => store.put("k", "v"))
+      assert.isFalse(fs.existsSync(`${logPath}.lock`))
+      const state = yield* withLogStore({ path: logPath }, readState)
+      assert.deepStrictEqual(state, new Map([["k", "s:v"]]))
+    }))
+
+  it.effect("the log file is created with mode 0600", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("mode")
+      const previous = process.umask(0)
+      try {
+        yield* withLogStore({ path: logPath }, (store) => store.put("k", "v"))
+      } finally {
+        process.umask(previous)
+      }
+      assert.strictEqual((fs.statSync(logPath).mode & 0o777).toString(8), "600")
+    }))
+})
