@@ -127,6 +127,14 @@ export class LogFile {
         // marked them clean: a retry could "succeed" without the data on disk.
         // So nothing written since the last good sync can be trusted, and the
         // log stops accepting writes (PostgreSQL's answer to "fsyncgate").
+        // The batch failed, so cut it off the file; that too is best effort,
+        // as the disk may still have written it: after a restart each of its
+        // writes may or may not be there, like a write whose answer was lost.
+        try {
+          this.ops.truncate(this.fd, this.end)
+        } catch {
+          // Read-only either way.
+        }
         return this.fail(`fsync failed (${describeError(error)}); reopen the store to recover`, error)
       }
     }
