@@ -11,14 +11,14 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
-import { type Committer, makeCore, makeService } from "../store/makeStore.ts"
-import { applyDelete, applyPut } from "./applyWrite.ts"
+import { type Committer, makeCore, makeService, type StoreCore } from "../store/makeStore.ts"
 import { startBufferedAppender } from "./BufferedAppender.ts"
 import { makeCompactor } from "./Compactor.ts"
 import { startGroupCommit } from "./GroupCommit.ts"
 import { directoryOf, type FileOps, LogFile, nodeFileOps, syncDirectory, writeFully } from "./LogFile.ts"
 import { encodeHeader, headerLength } from "./LogFormat.ts"
 import { replayFile } from "./LogReplay.ts"
+import type { RecordVisitor } from "./LogScanner.ts"
 import { acquireOwnerLock } from "./OwnerLock.ts"
 
 export type FsyncPolicy = NonNullable<LogOptions["fsync"]>
@@ -75,6 +75,26 @@ const removeIfPresent = (path: string): void => {
   }
 }
 
+/**
+ * Applies replayed records to the index. Expiry is judged against the time
+ * the replay started (a key that expires during the replay is still never
+ * read: reads check deadlines themselves); the reaper learns the earliest
+ * deadline once the replay is done.
+ */
+const replayInto = (core: StoreCore): RecordVisitor => {
+  const { index } = core
+  const now = core.clock.currentTimeMillisUnsafe()
+  return {
+    put: (key, value, deadline) => {
+      if (deadline > now) index.set(key, value, deadline)
+      else index.removeLive(key, now)
+    },
+    delete: (key) => {
+      index.removeLive(key, now)
+    }
+  }
+}
+
 const io = <A>(what: string, f: () => A): Effect.Effect<A, StorageError> =>
   Effect.try({
     try: f,
@@ -105,10 +125,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
       return fs.openSync(path, "r+")
     })
     const replayed = yield* io(`replaying ${path}`, () =>
-      replayFile(fd, fs.fstatSync(fd).size, {
-        put: (key, value, deadline) => applyPut(core, key, value, deadline),
-        delete: (key) => applyDelete(core, key)
-      }, { onCorruption: options.onCorruption ?? "fail" })).pipe(
+      replayFile(fd, fs.fstatSync(fd).size, replayInto(core), { onCorruption: options.onCorruption ?? "fail" })).pipe(
         Effect.tapError(() => Effect.sync(() => fs.closeSync(fd)))
       )
     if (replayed._tag !== "Ok") {
