@@ -1,0 +1,140 @@
+/**
+ * The protocol between the runner and its child processes: a `Job` goes in
+ * as JSON on the command line, a `JobResult` comes back as one line on
+ * stdout prefixed with `resultPrefix`. Everything else a child prints goes
+ * to stderr, as progress.
+ */
+import type { ValueShape } from "./dataset.ts"
+
+/** The line prefix that marks a child's result on stdout. */
+export const resultPrefix = "BENCH_RESULT "
+
+/** The measurements the runner can make, one table (or group of tables) each. */
+export type SuiteName = "seed" | "ttl" | "durable" | "replay" | "expiry"
+
+export const suiteNames: ReadonlyArray<SuiteName> = ["seed", "ttl", "durable", "replay", "expiry"]
+
+/** Fields of every job. */
+interface JobBase {
+  readonly subject: string
+  /** A private directory for the child's files; the runner removes it afterwards. */
+  readonly workDir: string
+}
+
+/** One column cell of the seed's tables: put N keys, read a random sample, measure memory. */
+export interface SeedJob extends JobBase {
+  readonly suite: "seed"
+  readonly keys: number
+  readonly values: ValueShape
+  readonly reps: number
+  /** Reads per repetition: `min(keys, readSample)` keys in random order. */
+  readonly readSample: number
+}
+
+/** One row of the TTL-heavy table: put N keys with their own TTL. */
+export interface TtlJob extends JobBase {
+  readonly suite: "ttl"
+  readonly keys: number
+  readonly reps: number
+  readonly ttlMinMillis: number
+  readonly ttlMaxMillis: number
+}
+
+/** One row group of the durable-writes table: timed windows at each writer count. */
+export interface DurableJob extends JobBase {
+  readonly suite: "durable"
+  readonly writerCounts: ReadonlyArray<number>
+  readonly windowMillis: number
+  readonly reps: number
+  readonly valueBytes: number
+}
+
+/** One cell of the replay table. */
+export interface ReplayJob extends JobBase {
+  readonly suite: "replay"
+  readonly records: number
+  readonly reps: number
+}
+
+/** One row of the expiry-accuracy table. */
+export interface ExpiryJob extends JobBase {
+  readonly suite: "expiry"
+  readonly keys: number
+  readonly ttlMinMillis: number
+  readonly ttlMaxMillis: number
+}
+
+export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | ExpiryJob
+
+/** Medians over the repetitions of a seed-table job. */
+export interface SeedResult {
+  readonly suite: "seed"
+  readonly writeMicros: number
+  readonly readMicros: number
+  /** The store's own overhead: heap + off-heap growth over the fill, strings prebuilt, ÷ N. */
+  readonly storeBytesPerKey: number
+  /** `storeBytesPerKey` plus the bytes of the key and value strings (what the seed's figure counts). */
+  readonly totalBytesPerKey: number
+  /** RSS growth over the first timed fill ÷ N (strings prebuilt). */
+  readonly rssBytesPerKey: number
+  readonly peakRssBytes: number
+  readonly reads: number
+  readonly reps: number
+}
+
+export interface TtlResult {
+  readonly suite: "ttl"
+  readonly putMicros: number
+  readonly storeBytesPerKey: number
+  readonly totalBytesPerKey: number
+  readonly peakRssBytes: number
+  readonly reps: number
+}
+
+/** Medians over the repetitions at one writer count. */
+export interface DurableWriters {
+  readonly writers: number
+  readonly writesPerSecond: number
+  /** Latency percentiles of the repetition whose throughput is the median. */
+  readonly p50Micros: number
+  readonly p99Micros: number
+  readonly writes: number
+}
+
+export interface DurableResult {
+  readonly suite: "durable"
+  readonly byWriters: ReadonlyArray<DurableWriters>
+}
+
+export interface ReplayResult {
+  readonly suite: "replay"
+  readonly records: number
+  readonly openMillis: number
+  readonly recordsPerSecond: number
+  readonly logBytes: number
+  readonly reps: number
+}
+
+export interface ExpiryResult {
+  readonly suite: "expiry"
+  readonly keys: number
+  /** `undefined` when the subject has no way to report reclaims. */
+  readonly reclaimed: number | undefined
+  readonly lagP50Millis: number | undefined
+  readonly lagP99Millis: number | undefined
+  readonly lagMaxMillis: number | undefined
+  /** Where the lag comes from: the store's own report, or the runner's clock. */
+  readonly lagSource: "store" | "runner" | "none"
+  readonly unavailableReason: string | undefined
+  readonly reads: number
+  /** Reads that started at or after the key's deadline and still returned its value. */
+  readonly staleReads: number
+  /** How long past the deadline the latest stale read began (ms; 0 when none). */
+  readonly maxStaleMillis: number
+  /** Reads that ended before the key's deadline and found no value. */
+  readonly earlyMisses: number
+  /** How long before the deadline the earliest early miss ended (ms; 0 when none). */
+  readonly maxEarlyMillis: number
+}
+
+export type JobResult = SeedResult | TtlResult | DurableResult | ReplayResult | ExpiryResult

@@ -1,0 +1,593 @@
+/**
+ * Renders `docs/benchmarks.md` from one run: machine, method, the targets of
+ * issues 3 and 4, and every table, each cell either a figure or the reason
+ * there is none.
+ */
+import { type BenchRun, type Cell, findCell } from "../BenchRun.ts"
+import type { ValueShape } from "../dataset.ts"
+import type { SeedResult, SuiteName } from "../jobs.ts"
+import { seedFigureAt } from "../seedFigures.ts"
+import type { SubjectIdentity, SubjectRole } from "../subjects/BenchSubject.ts"
+import { alwaysFillConcurrency } from "../subjects/kvlogLog.ts"
+import { bytes, count, grouped, megabytes, micros, missingText, ratio, resultOf, table } from "./format.ts"
+
+/** A column or row of a table: a subject that ran, or one that could not. */
+interface Column {
+  readonly id: string
+  readonly label: string
+  readonly role: SubjectRole | "missing"
+}
+
+/** The subjects of a suite in table order: those measured, then those that could not be. */
+const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = "short"): Array<Column> => {
+  const wanted = (id: string) =>
+    (run.options.subjects === undefined || run.options.subjects.has(id)) &&
+    (suite !== "seed" || values === "short" || run.options.wideValueSubjects === undefined ||
+      run.options.wideValueSubjects.has(id))
+  const measured: ReadonlyArray<SubjectIdentity> = run.catalog[suite]
+  return [
+    ...measured.filter((subject) => wanted(subject.id)).map(({ id, label, role }) => ({ id, label, role })),
+    ...run.catalog.missing
+      .filter((missing) => missing.suite === suite && wanted(missing.id))
+      .map(({ id, label }): Column => ({ id, label, role: "missing" }))
+  ]
+}
+
+const primaryKvlog = "kvlog-memory"
+
+const seedResult = (run: BenchRun, subject: string, keys: number, values: ValueShape): SeedResult | undefined =>
+  resultOf(findCell(run, "seed", subject, keys, values), "seed")
+
+/** The fastest peer (role "peer") at a size by `metric`. */
+const bestPeer = (
+  run: BenchRun,
+  keys: number,
+  values: ValueShape,
+  metric: (result: SeedResult) => number
+): { readonly label: string; readonly value: number } | undefined => {
+  let best: { label: string; value: number } | undefined
+  for (const column of columnsOf(run, "seed", values)) {
+    if (column.role !== "peer") continue
+    const result = seedResult(run, column.id, keys, values)
+    if (result !== undefined && (best === undefined || metric(result) < best.value)) {
+      best = { label: column.label, value: metric(result) }
+    }
+  }
+  return best
+}
+
+const seedSizes = (run: BenchRun, values: ValueShape) =>
+  values === "short" ? run.options.sizes : run.options.wideValueSizes
+
+/** A µs/op table of the seed's suite: sizes down, subjects across, the seed's figure and kvlog's ratios beside. */
+const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read"): string => {
+  const metric = (result: SeedResult) => (which === "write" ? result.writeMicros : result.readMicros)
+  const columns = columnsOf(run, "seed", values)
+  const withSeed = values === "short"
+  const headers = [
+    "keys",
+    ...(withSeed ? ["seed (published, other machine)"] : []),
+    ...columns.map((column) => column.label),
+    ...(withSeed ? ["seed ÷ kvlog"] : []),
+    "kvlog ÷ Map",
+    "kvlog ÷ best peer"
+  ]
+  const rows = seedSizes(run, values).map((keys) => {
+    const figure = seedFigureAt(keys)
+    const kvlog = seedResult(run, primaryKvlog, keys, values)
+    const map = seedResult(run, "map", keys, values)
+    const peer = bestPeer(run, keys, values, metric)
+    const cells = columns.map((column) => {
+      const cell = findCell(run, "seed", column.id, keys, values)
+      const result = resultOf(cell, "seed")
+      return result === undefined ? missingText(cell) : micros(metric(result))
+    })
+    return [
+      count(keys),
+      ...(withSeed ? [figure === undefined ? "—" : micros(which === "write" ? figure.writeMicros : figure.readMicros)] : []),
+      ...cells,
+      ...(withSeed
+        ? [figure === undefined || kvlog === undefined
+          ? "—"
+          : ratio((which === "write" ? figure.writeMicros : figure.readMicros) / metric(kvlog))]
+        : []),
+      kvlog === undefined || map === undefined ? "—" : ratio(metric(kvlog) / metric(map)),
+      kvlog === undefined || peer === undefined ? "—" : `${ratio(metric(kvlog) / peer.value)} (${peer.label})`
+    ]
+  })
+  return table(headers, rows)
+}
+
+/** A bytes-per-key table of the seed's suite. */
+const memoryTable = (run: BenchRun, values: ValueShape, which: "total" | "store" | "rss"): string => {
+  const columns = columnsOf(run, "seed", values)
+  const withSeed = values === "short" && which === "total"
+  const headers = [
+    "keys",
+    ...(withSeed ? ["seed (published, other machine)"] : []),
+    ...columns.map((column) => column.label),
+    ...(withSeed ? ["kvlog ÷ seed"] : [])
+  ]
+  const rows = seedSizes(run, values).map((keys) => {
+    const figure = seedFigureAt(keys)
+    const seedBytes = figure === undefined ? undefined : figure.memoryBytes / keys
+    const cells = columns.map((column) => {
+      const cell = findCell(run, "seed", column.id, keys, values)
+      const result = resultOf(cell, "seed")
+      if (result === undefined) return missingText(cell)
+      switch (which) {
+        case "total":
+          return bytes(result.totalBytesPerKey)
+        case "store":
+          return bytes(result.storeBytesPerKey)
+        case "rss":
+          return `${bytes(result.rssBytesPerKey)} (${megabytes(result.peakRssBytes)})`
+      }
+    })
+    const kvlog = seedResult(run, primaryKvlog, keys, values)
+    return [
+      count(keys),
+      ...(withSeed ? [seedBytes === undefined ? "—" : bytes(seedBytes)] : []),
+      ...cells,
+      ...(withSeed
+        ? [seedBytes === undefined || kvlog === undefined ? "—" : ratio(kvlog.totalBytesPerKey / seedBytes)]
+        : [])
+    ]
+  })
+  return table(headers, rows)
+}
+
+/** One target of the issues: the rule, whether this run reached it, and the figures behind the verdict. */
+interface Target {
+  readonly rule: string
+  readonly reached: boolean | undefined
+  readonly figures: string
+}
+
+const verdict = (reached: boolean | undefined) => (reached === undefined ? "not measured" : reached ? "yes" : "**no**")
+
+const targets = (run: BenchRun): Array<Target> => {
+  const result: Array<Target> = []
+  // Issue 4: ≥ 5× faster than the seed at every size, reads and writes.
+  const speedups: Array<string> = []
+  let fastEnough: boolean | undefined
+  for (const keys of run.options.sizes) {
+    const figure = seedFigureAt(keys)
+    const kvlog = seedResult(run, primaryKvlog, keys, "short")
+    if (figure === undefined || kvlog === undefined) continue
+    const write = figure.writeMicros / kvlog.writeMicros
+    const read = figure.readMicros / kvlog.readMicros
+    speedups.push(`${count(keys)}: write ${ratio(write)}, read ${ratio(read)}`)
+    fastEnough = (fastEnough ?? true) && write >= 5 && read >= 5
+  }
+  result.push({
+    rule: "kvlog layerMemory ≥ 5× faster than the seed's published µs, reads and writes, at every size",
+    reached: fastEnough,
+    figures: speedups.join("; ") || "—"
+  })
+  const kvlog1M = seedResult(run, primaryKvlog, 1_000_000, "short")
+  const map1M = seedResult(run, "map", 1_000_000, "short")
+  const readRatio = kvlog1M && map1M ? kvlog1M.readMicros / map1M.readMicros : undefined
+  const writeRatio = kvlog1M && map1M ? kvlog1M.writeMicros / map1M.writeMicros : undefined
+  result.push({
+    rule: "at 1M keys, read ≤ 4× and write ≤ 3× a raw Map (same run)",
+    reached: readRatio === undefined || writeRatio === undefined ? undefined : readRatio <= 4 && writeRatio <= 3,
+    figures: readRatio === undefined || writeRatio === undefined
+      ? "—"
+      : `read ${ratio(readRatio)}, write ${ratio(writeRatio)}`
+  })
+  const memory: Array<string> = []
+  let leanEnough: boolean | undefined
+  for (const keys of run.options.sizes) {
+    const figure = seedFigureAt(keys)
+    const kvlog = seedResult(run, primaryKvlog, keys, "short")
+    if (figure === undefined || kvlog === undefined) continue
+    memory.push(`${count(keys)}: ${bytes(kvlog.totalBytesPerKey)} vs ${bytes(figure.memoryBytes / keys)} B/key`)
+    leanEnough = (leanEnough ?? true) && kvlog.totalBytesPerKey <= figure.memoryBytes / keys
+  }
+  result.push({
+    rule: "memory (keys and values counted) ≤ the seed's bytes/key at every size",
+    reached: leanEnough,
+    figures: memory.join("; ") || "—"
+  })
+  const durable = (subject: string, writers: number) =>
+    resultOf(findCell(run, "durable", subject, 0), "durable")?.byWriters.find((entry) => entry.writers === writers)
+  const always256 = durable("kvlog-log-always", 256)
+  const lmdb256 = durable("lmdb", 256)
+  const level256 = durable("classic-level", 256)
+  result.push({
+    rule: "durable puts (`\"always\"`, 256 writers) ≥ 100k/s, ahead of lmdb and classic-level",
+    reached: always256 === undefined
+      ? undefined
+      : always256.writesPerSecond >= 100_000 &&
+        (lmdb256 === undefined || always256.writesPerSecond > lmdb256.writesPerSecond) &&
+        (level256 === undefined || always256.writesPerSecond > level256.writesPerSecond),
+    figures: always256 === undefined
+      ? "—"
+      : `${grouped(always256.writesPerSecond)}/s (lmdb ${lmdb256 ? grouped(lmdb256.writesPerSecond) : "—"}/s, classic-level ${
+        level256 ? grouped(level256.writesPerSecond) : "—"
+      }/s)`
+  })
+  const always1 = durable("kvlog-log-always", 1)
+  const raw1 = [durable("raw-fdatasync", 1), durable("raw-fdatasync-async", 1)]
+    .filter((entry) => entry !== undefined)
+    .reduce<number | undefined>((best, entry) => Math.max(best ?? 0, entry.writesPerSecond), undefined)
+  result.push({
+    rule: "one writer (`\"always\"`) within 25% of the raw write + fdatasync loop",
+    reached: always1 === undefined || raw1 === undefined ? undefined : always1.writesPerSecond >= 0.75 * raw1,
+    figures: always1 === undefined || raw1 === undefined
+      ? "—"
+      : `${grouped(always1.writesPerSecond)}/s vs ${grouped(raw1)}/s (${ratio(always1.writesPerSecond / raw1)})`
+  })
+  const replays = run.options.replayRecords
+    .map((records) => ({ records, result: resultOf(findCell(run, "replay", "kvlog-log", records), "replay") }))
+    .filter((entry) => entry.result !== undefined)
+  result.push({
+    rule: "replay ≥ 1M records/s",
+    reached: replays.length === 0 ? undefined : replays.every((entry) => entry.result!.recordsPerSecond >= 1e6),
+    figures: replays.map((entry) => `${count(entry.records)}: ${grouped(entry.result!.recordsPerSecond)}/s`).join("; ") ||
+      "—"
+  })
+  const never1M = seedResult(run, "kvlog-log-never", 1_000_000, "short")
+  result.push({
+    rule: "`\"never\"` puts within 2× of layerMemory (1M keys)",
+    reached: never1M === undefined || kvlog1M === undefined ? undefined : never1M.writeMicros <= 2 * kvlog1M.writeMicros,
+    figures: never1M === undefined || kvlog1M === undefined ? "—" : ratio(never1M.writeMicros / kvlog1M.writeMicros)
+  })
+  const expiry = resultOf(findCell(run, "expiry", primaryKvlog, run.options.expiryKeys), "expiry")
+  result.push({
+    rule: "no read sees an expired value (expiry accuracy)",
+    reached: expiry === undefined ? undefined : expiry.staleReads === 0,
+    figures: expiry === undefined ? "—" : `${grouped(expiry.reads)} reads, ${expiry.staleReads} stale`
+  })
+  return result
+}
+
+const seedSection = (run: BenchRun): string => {
+  const parts: Array<string> = []
+  parts.push(`## 1. The seed's tables
+
+Every subject at every size in its own child process (\`node --expose-gc --max-old-space-size=${run.options.maxOldSpaceMb}\`).
+Keys \`key\${i}\` and values \`value\${i}\` are built before any timing; a warm-up fills and reads up to
+100k keys twice; then each of the repetitions (${
+    run.options.reps === undefined ? "5 up to 1M keys, 3 above" : String(run.options.reps)
+  }) measures the memory (after a forced full GC), opens an empty store, times **one loop putting all N keys**
+(for Effect stores: \`yield* store.put(…)\` inside one \`Effect.gen\`, the cost a program pays), measures the memory
+again, then times one loop reading **min(N, ${count(run.options.readSample)}) keys in a random order** (seeded, the same for every
+subject), and checks every value read. Figures are **medians** of the repetitions. Strings are flat, as if read
+from a socket or a file (V8 keeps a concatenation of 13 characters or more as a costlier "cons string").
+
+- **write / read µs/op**: loop time ÷ operations.
+- **store overhead B/key**: growth of V8's heap plus off-heap memory (\`heapUsed + external\`: typed arrays
+  count) between forced full GCs before and after the fill, ÷ N; the key and value strings existed before, so
+  they are not counted.
+- **total B/key**: store overhead plus the bytes of one key and one value string (heap growth over building an
+  evenly spaced sample of 100k of them, array slots excluded) — what a program that builds its strings and puts
+  them pays, and what the seed's "memory usage" counts.
+- **RSS**: RSS growth over the first timed fill ÷ N, and the child's peak RSS in brackets.
+- The seed's figures are **published numbers from another machine** (a Python store): a reference, not a
+  measurement. \`seed ÷ kvlog\` is how many times faster kvlog layerMemory is than those numbers.
+- \`kvlog ÷ Map\` and \`kvlog ÷ best peer\` compare kvlog layerMemory with a raw \`Map\` and with the fastest of
+  the libraries (role "peer" below) in this run; under 1× kvlog is faster.
+- kvlog layerLog \`always\` writes from ${alwaysFillConcurrency} fibers sharing the keys (a single fiber would measure one
+  \`fdatasync\` per put: see the durable-writes table); its µs/op is elapsed ÷ N. It runs up to
+  ${count(run.options.alwaysFillMaxKeys)} keys only (a durable fill is ~10× slower than an in-memory one).
+
+![µs per write against the number of keys](bench-write.svg)
+
+![µs per read against the number of keys](bench-read.svg)
+
+### Writes, µs/op (\`key\${i}\` → \`value\${i}\`)
+
+${timingTable(run, "short", "write")}
+
+### Reads, µs/op, random order
+
+${timingTable(run, "short", "read")}
+
+### Memory, total bytes per key (keys and values counted, as the seed's figure)
+
+${memoryTable(run, "short", "total")}
+
+### Memory, store overhead bytes per key (strings prebuilt, not counted)
+
+${memoryTable(run, "short", "store")}
+
+### Memory, RSS growth bytes per key (peak RSS of the child)
+
+${memoryTable(run, "short", "rss")}`)
+  if (run.options.wideValueSizes.length > 0) {
+    const subjects = run.options.wideValueSubjects === undefined
+      ? "every subject"
+      : [...run.options.wideValueSubjects].map((id) => `\`${id}\``).join(" and ")
+    parts.push(`### 100-byte values
+
+The same method with each value padded with \`.\` to 100 bytes (flat strings), for ${subjects} at ${
+      run.options.wideValueSizes.map(count).join(", ")
+    } keys.
+
+#### Writes, µs/op
+
+${timingTable(run, "100b", "write")}
+
+#### Reads, µs/op
+
+${timingTable(run, "100b", "read")}
+
+#### Total bytes per key
+
+${memoryTable(run, "100b", "total")}
+
+#### Store overhead bytes per key
+
+${memoryTable(run, "100b", "store")}`)
+  }
+  return parts.join("\n\n")
+}
+
+const ttlSection = (run: BenchRun): string => {
+  const rows = columnsOf(run, "ttl").map((column) => {
+    const cell = findCell(run, "ttl", column.id, run.options.ttlKeys)
+    const result = resultOf(cell, "ttl")
+    if (result === undefined) return [column.label, missingText(cell), "", "", ""]
+    return [
+      column.label,
+      micros(result.putMicros),
+      bytes(result.storeBytesPerKey),
+      bytes(result.totalBytesPerKey),
+      megabytes(result.peakRssBytes)
+    ]
+  })
+  return `## 2. TTL-heavy: ${count(run.options.ttlKeys)} keys, each with its own TTL (uniform in 1–60 s)
+
+Same method as the seed's write table (keys, values and TTLs built first; medians of the repetitions), every put
+carrying the key's own TTL. Memory is measured right after the fill: a store whose puts yield to the event loop
+(kvlog) may already have reclaimed the few keys whose 1 s TTL ran out during the fill.
+
+${table(["subject", "put µs/op", "store B/key", "total B/key", "peak RSS"], rows)}`
+}
+
+const durableSection = (run: BenchRun): string => {
+  const columns = columnsOf(run, "durable")
+  const limit = (writers: number) =>
+    ["raw-fdatasync", "raw-fdatasync-async"]
+      .map((id) =>
+        resultOf(findCell(run, "durable", id, 0), "durable")?.byWriters.find((entry) => entry.writers === writers)
+      )
+      .reduce<number | undefined>(
+        (best, entry) => (entry === undefined ? best : Math.max(best ?? 0, entry.writesPerSecond)),
+        undefined
+      )
+  const rows: Array<Array<string>> = []
+  for (const column of columns) {
+    const cell = findCell(run, "durable", column.id, 0)
+    const result = resultOf(cell, "durable")
+    if (result === undefined) {
+      rows.push([column.label, cell === undefined && column.role === "missing" ? reasonFor(run, "durable", column.id) : missingText(cell), "", "", "", ""])
+      continue
+    }
+    for (const entry of result.byWriters) {
+      const physical = limit(entry.writers)
+      rows.push([
+        column.label,
+        String(entry.writers),
+        grouped(entry.writesPerSecond),
+        micros(entry.p50Micros),
+        micros(entry.p99Micros),
+        physical === undefined ? "—" : ratio(entry.writesPerSecond / physical)
+      ])
+    }
+  }
+  const durability = run.catalog.durable.map((subject) => `- **${subject.label}**: ${subject.durability}.`).join("\n")
+  return `## 3. Durable writes: 32-byte values, acknowledged only once on disk
+
+Each subject in its own child process, files under the OS temp dir. After a short warm-up, each writer count runs
+${run.options.reps ?? 3} timed windows of ${run.options.durableWindowMillis} ms; every writer puts a fresh key, waits for
+the acknowledgement, and puts the next. Throughput is the median over the windows; p50/p99 latency come from the
+window whose throughput is the median. \`÷ limit\` compares with the faster raw append + fdatasync loop at the same
+writer count (the physical limit of the disk and Node).
+
+${table(["subject", "writers", "writes/s", "p50 µs", "p99 µs", "÷ limit"], rows)}
+
+What "on disk" means for each:
+
+${durability}`
+}
+
+const reasonFor = (run: BenchRun, suite: SuiteName, id: string): string =>
+  run.catalog.missing.find((missing) => missing.suite === suite && missing.id === id)?.reason ?? "n/a"
+
+const replaySection = (run: BenchRun): string => {
+  const rows: Array<Array<string>> = []
+  for (const column of columnsOf(run, "replay")) {
+    for (const records of run.options.replayRecords) {
+      const cell = findCell(run, "replay", column.id, records)
+      const result = resultOf(cell, "replay")
+      rows.push(
+        result === undefined
+          ? [column.label, count(records), column.role === "missing" ? reasonFor(run, "replay", column.id) : missingText(cell), "", "", ""]
+          : [
+            column.label,
+            count(records),
+            (result.openMillis / 1000).toFixed(2),
+            grouped(result.recordsPerSecond),
+            megabytes(result.logBytes),
+            String(result.reps)
+          ]
+      )
+    }
+  }
+  return `## 4. Replay: opening ${run.options.replayRecords.map(count).join(" and ")} records
+
+Each subject writes \`key\${i}\` → \`value\${i}\` (untimed, then closed), then the timed part opens the data and
+visits every record: kvlog replays its log into the index on open (the layer is built, then \`size\`); lmdb and
+classic-level open and scan everything. The files were just written, so they are in the page cache: a warm open.
+Median of the repetitions shown.
+
+${table(["subject", "records", "open + scan (s)", "records/s", "on disk", "reps"], rows)}`
+}
+
+const expirySection = (run: BenchRun): string => {
+  const rows = columnsOf(run, "expiry").map((column) => {
+    const cell = findCell(run, "expiry", column.id, run.options.expiryKeys)
+    const result = resultOf(cell, "expiry")
+    if (result === undefined) {
+      return [
+        column.label,
+        column.role === "missing" ? reasonFor(run, "expiry", column.id) : missingText(cell),
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        ""
+      ]
+    }
+    const lag = (value: number | undefined) => (value === undefined ? "—" : micros(value))
+    const wrong = (reads: number, worstMillis: number) => (reads === 0 ? "0" : `${grouped(reads)} (≤ ${micros(worstMillis)} ms)`)
+    return [
+      column.label,
+      result.reclaimed === undefined
+        ? result.unavailableReason ?? "—"
+        : `${grouped(result.reclaimed)} / ${grouped(result.keys)}`,
+      lag(result.lagP50Millis),
+      lag(result.lagP99Millis),
+      lag(result.lagMaxMillis),
+      result.lagSource,
+      grouped(result.reads),
+      wrong(result.staleReads, result.maxStaleMillis),
+      wrong(result.earlyMisses, result.maxEarlyMillis)
+    ]
+  })
+  return `## 5. Expiry accuracy: ${count(run.options.expiryKeys)} keys, TTLs uniform in 1–2000 ms
+
+Every key gets its own TTL; then, until every key is reclaimed (or 10 s past the last deadline), a reader probes
+the keys whose deadline has just passed or is about to, plus random ones, and finally reads every key once more.
+Each store is judged on its own clock (kvlog: Effect's \`Clock\`, \`Date.now()\` in whole ms; the caches:
+\`performance.now()\`).
+
+- **reclaim lag**: how long after its deadline the store removed the key (ms). "store": as the store reports it
+  (kvlog's \`onReclaim(key, deadline, reclaimedAt)\`); "runner": time of the store's dispose callback − (time
+  its put returned + TTL), the latest the deadline can be. A negative lag is a key removed before its deadline.
+- **stale reads**: reads that began at or after (put returned + TTL) — at or after the deadline — and still
+  returned the value, with the worst distance past the deadline. **early misses**: reads that ended before
+  (put began + TTL) and found nothing, with the worst distance before it. Both must be 0 for exact TTL.
+
+${
+    table(
+      ["subject", "reclaimed", "lag p50 ms", "lag p99 ms", "lag max ms", "lag from", "reads", "stale reads", "early misses"],
+      rows
+    )
+  }`
+}
+
+const subjectsSection = (run: BenchRun): string => {
+  const groups: Array<[string, SuiteName]> = [
+    ["The seed's tables", "seed"],
+    ["TTL-heavy", "ttl"],
+    ["Durable writes", "durable"],
+    ["Replay", "replay"],
+    ["Expiry accuracy", "expiry"]
+  ]
+  const parts = groups
+    .filter(([, suite]) => run.options.suites.has(suite))
+    .map(([title, suite]) => {
+      const lines = (run.catalog[suite] as ReadonlyArray<SubjectIdentity>).map((subject) =>
+        `- **${subject.label}** (\`${subject.id}\`, ${subject.role}): ${subject.description}`
+      )
+      return `### ${title}\n\n${lines.join("\n")}`
+    })
+  const missing = run.catalog.missing
+    .filter((entry) => run.options.suites.has(entry.suite))
+    .map((entry) => `- ${entry.suite}: **${entry.label}** — ${entry.reason}`)
+  return `## Subjects
+
+${parts.join("\n\n")}
+
+${missing.length === 0 ? "Every subject was available." : `### Not measured in this run\n\n${missing.join("\n")}`}`
+}
+
+/** What went wrong in the cells without a figure, for whoever reads the tables. */
+const failuresSection = (failures: ReadonlyArray<Cell>): string => {
+  const lines = failures.map((cell) => {
+    const where = `${cell.suite} · ${cell.subject}${cell.size > 0 ? ` · ${count(cell.size)}` : ""}${
+      cell.suite === "seed" && cell.values === "100b" ? " · 100-byte values" : ""
+    }`
+    const outcome = cell.outcome
+    const what = outcome._tag === "Timeout"
+      ? `timeout after ${outcome.seconds.toFixed(0)} s`
+      : outcome._tag === "OutOfMemory"
+      ? `out of memory after ${outcome.seconds.toFixed(0)} s: ${outcome.detail}`
+      : outcome._tag === "Failed"
+      ? `failed after ${outcome.seconds.toFixed(0)} s: ${outcome.detail}`
+      : ""
+    return `- ${where}: ${what.replace(/\|/g, "\\|")}`
+  })
+  return `## Measurements without a figure
+
+${lines.join("\n")}`
+}
+
+const clock = (seconds: number) => `${Math.floor(seconds / 60)} min ${String(Math.round(seconds % 60)).padStart(2, "0")} s`
+
+/** The whole report. */
+export const renderReport = (run: BenchRun): string => {
+  const { machine } = run
+  const command = `npm run bench${run.argv.length > 0 ? ` -- ${run.argv.join(" ")}` : ""}`
+  const failures = run.cells.filter((cell: Cell) => cell.outcome._tag !== "Ok" && cell.outcome._tag !== "Skipped")
+  const sections: Array<string> = [
+    `# Benchmarks
+
+Generated by \`${command}\` on ${run.startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC; the run took
+${clock(run.elapsedSeconds)}. Every run rewrites this file and the two charts: do not edit them by hand.
+
+The machine is shared and noisy: every figure is a median, and the comparisons that hold are the **ratios within
+one run**, not absolute figures across runs.${
+      failures.length > 0
+        ? `\n\n${failures.length} of ${run.cells.length} measurements ran out of memory or time, or failed: the tables say which.`
+        : ""
+    }
+
+## Machine
+
+${
+      table(["CPU", "cores", "memory", "OS", "Node", "V8"], [[
+        machine.cpuModel,
+        String(machine.cores),
+        `${machine.memoryGiB} GiB`,
+        machine.os,
+        machine.node,
+        machine.v8
+      ]], 6)
+    }
+
+Packages measured: ${machine.packages.map((name) => `\`${name}\``).join(", ")}.
+
+## Reproduce
+
+\`\`\`sh
+npm ci && npm run bench -- --quick   # 100k and 1M keys, 3 repetitions: about 3 minutes
+npm run bench                        # 100k … 10M keys: about 25 minutes
+npm run bench -- --help              # --sizes, --subjects, --suites, --reps, --out, …
+\`\`\`
+
+## Targets
+
+From issue 4 (the bench) and issue 3 (the log); goals, not test assertions.
+
+${table(
+      ["target", "reached", "this run"],
+      targets(run).map((target) => [target.rule, verdict(target.reached), target.figures]),
+      3
+    )}`
+  ]
+  if (run.options.suites.has("seed")) sections.push(seedSection(run))
+  if (run.options.suites.has("ttl")) sections.push(ttlSection(run))
+  if (run.options.suites.has("durable")) sections.push(durableSection(run))
+  if (run.options.suites.has("replay")) sections.push(replaySection(run))
+  if (run.options.suites.has("expiry")) sections.push(expirySection(run))
+  sections.push(subjectsSection(run))
+  if (failures.length > 0) sections.push(failuresSection(failures))
+  return `${sections.join("\n\n")}\n`
+}

@@ -1,0 +1,108 @@
+/**
+ * Which subjects each suite measures, in table order. kvlog's subjects are
+ * registered only when kvlog loads, its log subjects only when `layerLog`
+ * exists at run time, Redis only when `redis-server` is on PATH; every
+ * subject left out is listed with the reason, so the tables can say so.
+ */
+import type { SuiteName } from "../jobs.ts"
+import type { BenchSubject, DurableSubject, ExpirySubject, ReplaySubject } from "./BenchSubject.ts"
+import { classicLevelDurable, classicLevelReplay, lmdbDurable, lmdbReplay } from "./embeddedDatabases.ts"
+import {
+  effectKeyValueStore,
+  lruCache,
+  lruCacheExpiry,
+  lruCacheWithTtl,
+  mapWithTimerPerKey,
+  rawMap,
+  ttlCache,
+  ttlCacheExpiry
+} from "./inMemoryPeers.ts"
+import { kvlogMemory, kvlogMemoryExpiry, loadKvlog } from "./kvlog.ts"
+import { kvlogAlwaysDurable, kvlogLogLayer, kvlogLogSubject, kvlogReplay } from "./kvlogLog.ts"
+import { rawAppend } from "./rawAppend.ts"
+import { redisAlways, redisServerAvailable } from "./redis.ts"
+
+/** A subject a suite would measure but cannot here, and why. */
+export interface MissingSubject {
+  readonly suite: SuiteName
+  readonly id: string
+  readonly label: string
+  readonly reason: string
+}
+
+/** Every subject of every suite, in the order of the tables' columns or rows. */
+export interface SubjectCatalog {
+  readonly seed: ReadonlyArray<BenchSubject>
+  readonly ttl: ReadonlyArray<BenchSubject>
+  readonly durable: ReadonlyArray<DurableSubject>
+  readonly replay: ReadonlyArray<ReplaySubject>
+  readonly expiry: ReadonlyArray<ExpirySubject>
+  readonly missing: ReadonlyArray<MissingSubject>
+}
+
+/** Builds the catalog from what loads on this machine. */
+export const loadCatalog = async (): Promise<SubjectCatalog> => {
+  const missing: Array<MissingSubject> = []
+  const load = await loadKvlog()
+  const kvlog = load._tag === "Loaded" ? load.kvlog : undefined
+  const layerLog = kvlog === undefined ? undefined : kvlogLogLayer(kvlog)
+
+  const kvlogMissing = load._tag === "Unavailable" ? load.reason : undefined
+  const logMissing = kvlogMissing ?? (layerLog === undefined ? "`KeyValueStore.layerLog` has not landed" : undefined)
+  const note = (suite: SuiteName, id: string, label: string, reason: string | undefined) => {
+    if (reason !== undefined) missing.push({ suite, id, label, reason })
+  }
+  note("seed", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
+  note("seed", "kvlog-log-never", "kvlog layerLog never", logMissing)
+  note("seed", "kvlog-log-always", "kvlog layerLog always", logMissing)
+  note("ttl", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
+  note("durable", "kvlog-log-always", "kvlog layerLog always", logMissing)
+  note("replay", "kvlog-log", "kvlog layerLog (replay on open)", logMissing)
+  note("expiry", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
+  const redis = redisServerAvailable()
+  note("durable", "redis", "Redis (appendfsync always)", redis ? undefined : "skipped: redis-server not found")
+
+  const kvlogSeed: Array<BenchSubject> = []
+  if (kvlog !== undefined) kvlogSeed.push(kvlogMemory(kvlog))
+  if (kvlog !== undefined && layerLog !== undefined) {
+    kvlogSeed.push(kvlogLogSubject(kvlog, layerLog, "never"), kvlogLogSubject(kvlog, layerLog, "always"))
+  }
+  return {
+    seed: [...kvlogSeed, rawMap, lruCache, lruCacheWithTtl, ttlCache, effectKeyValueStore],
+    ttl: [...(kvlog === undefined ? [] : [kvlogMemory(kvlog)]), ttlCache, lruCacheWithTtl, mapWithTimerPerKey],
+    durable: [
+      ...(kvlog !== undefined && layerLog !== undefined ? [kvlogAlwaysDurable(kvlog, layerLog)] : []),
+      lmdbDurable,
+      classicLevelDurable,
+      ...(redis ? [redisAlways] : []),
+      rawAppend("sync"),
+      rawAppend("async")
+    ],
+    replay: [
+      ...(kvlog !== undefined && layerLog !== undefined ? [kvlogReplay(kvlog, layerLog)] : []),
+      lmdbReplay,
+      classicLevelReplay
+    ],
+    expiry: [...(kvlog === undefined ? [] : [kvlogMemoryExpiry(kvlog)]), ttlCacheExpiry, lruCacheExpiry],
+    missing
+  }
+}
+
+/** Every subject id any suite knows, for `--subjects` validation and `--help`. */
+export const knownSubjectIds: ReadonlyArray<string> = [
+  "kvlog-memory",
+  "kvlog-log-never",
+  "kvlog-log-always",
+  "kvlog-log",
+  "map",
+  "lru-cache",
+  "lru-cache-ttl",
+  "ttlcache",
+  "effect-kvs",
+  "map-settimeout",
+  "lmdb",
+  "classic-level",
+  "redis",
+  "raw-fdatasync",
+  "raw-fdatasync-async"
+]
