@@ -22,6 +22,7 @@
 import * as fs from "node:fs"
 import * as Effect from "effect/Effect"
 import type * as Semaphore from "effect/Semaphore"
+import type { CompactionReport } from "../../KeyValueStore.ts"
 import { StorageError } from "../errors.ts"
 import type { StoreCore } from "../store/makeStore.ts"
 import { directoryOf, type LogFile, syncDirectory, writeFully } from "./LogFile.ts"
@@ -35,15 +36,6 @@ const writeChunkBytes = 1024 * 1024
 /** The rewrite buffer is copied over, writes going on, until it is this small. */
 const switchBelowBytes = 64 * 1024
 
-export interface CompactionReport {
-  readonly recordsBefore: number
-  readonly recordsAfter: number
-  readonly bytesBefore: number
-  readonly bytesAfter: number
-  readonly durationMillis: number
-  /** The longest stretch during which writes had to wait for the compaction. */
-  readonly longestPauseMillis: number
-}
 
 export interface Compactor {
   readonly compact: Effect.Effect<CompactionReport, StorageError>
