@@ -41,7 +41,6 @@ export interface StoreCore {
   readonly lock: ReadWriteLock
   readonly clock: Clock.Clock
   readonly reaper: Reaper
-  reclaimed: number
 }
 
 /**
@@ -73,15 +72,8 @@ export const makeCore = (options: StoreOptions): Effect.Effect<StoreCore, never,
     const clock = yield* Clock.Clock
     const index = new StoreIndex(options.shardCapacity)
     const lock = new ReadWriteLock()
-    const core: StoreCore = { index, lock, clock, reaper: undefined!, reclaimed: 0 }
-    const onReclaim = options.onReclaim
-    ;(core as { reaper: Reaper }).reaper = yield* startReaper(index, lock, clock, {
-      onReclaim: (key, deadline, at) => {
-        core.reclaimed++
-        if (onReclaim !== undefined) onReclaim(key, deadline, at)
-      }
-    })
-    return core
+    const reaper = yield* startReaper(index, lock, clock, { onReclaim: options.onReclaim })
+    return { index, lock, clock, reaper }
   })
 
 /** Applies writes to the index directly: the in-memory store's committer. */
@@ -156,7 +148,7 @@ export const makeService = (
     const base = {
       storedEntries: index.storedSize,
       entriesWithDeadline: index.deadlines.size,
-      reclaimed: core.reclaimed
+      reclaimed: core.reaper.reclaimed()
     }
     return logStats === undefined ? base : { ...base, log: logStats() }
   })

@@ -30,6 +30,8 @@ export interface ReaperOptions {
 export interface Reaper {
   /** Tells the reaper that some key now has `deadline`. Cheap: call it on every TTL put. */
   readonly scheduled: (deadline: number) => void
+  /** Entries reclaimed since the reaper started. */
+  readonly reclaimed: () => number
 }
 
 export const startReaper = (
@@ -44,10 +46,11 @@ export const startReaper = (
     let sleepingUntil = -Infinity
     let wake = Deferred.makeUnsafe<void>()
 
+    let reclaimed = 0
     const onReclaim = options.onReclaim
     const reclaimStep = () => {
       const now = clock.currentTimeMillisUnsafe()
-      return index.reclaimExpired(
+      reclaimed += index.reclaimExpired(
         now,
         reclaimBatchSize,
         onReclaim === undefined ? undefined : (key, deadline) => onReclaim(key, deadline, now)
@@ -84,6 +87,7 @@ export const startReaper = (
           sleepingUntil = -Infinity
           Deferred.doneUnsafe(wake, Effect.void)
         }
-      }
+      },
+      reclaimed: () => reclaimed
     }
   })
