@@ -36,6 +36,8 @@ export interface GroupCommit {
   readonly drain: Effect.Effect<void>
   /** Writes waiting for the next batch. */
   readonly queued: () => number
+  /** Fails every queued write with `error` (at close, once the writer no longer runs). */
+  readonly rejectQueued: (error: StorageError) => void
 }
 
 export const startGroupCommit = (
@@ -108,7 +110,13 @@ export const startGroupCommit = (
           }
         }),
       drain: commitBatch,
-      queued: () => queue.length
+      queued: () => queue.length,
+      rejectQueued: (error) => {
+        const rejected = queue
+        queue = []
+        const failed = Effect.fail(error)
+        for (const write of rejected) write.resume(failed)
+      }
     }
   })
 

@@ -172,9 +172,33 @@ export class LogFile {
     return old
   }
 
-  /** Closes the file; every later write is refused. */
-  close(): void {
+  private closed = false
+
+  /** Cuts off the zeros written ahead of the records, so a closed log ends at its last record. */
+  trim(): StorageError | undefined {
+    const refused = this.refusal()
+    if (refused !== undefined) return refused
+    if (this.allocated === this.end) return undefined
+    try {
+      this.ops.truncate(this.fd, this.end)
+      this.ops.datasync(this.fd)
+      this.allocated = this.end
+      return undefined
+    } catch (error) {
+      return this.fail(`trimming the file to ${this.end} bytes failed (${describeError(error)})`, error)
+    }
+  }
+
+  /** Refuses every later write: the store is closing. */
+  refuseWrites(): void {
     if (this.status._tag === "Writable") this.status = { _tag: "ReadOnly", reason: "the store is closed" }
+  }
+
+  /** Closes the file (once); every later write is refused. */
+  close(): void {
+    this.refuseWrites()
+    if (this.closed) return
+    this.closed = true
     fs.closeSync(this.fd)
   }
 

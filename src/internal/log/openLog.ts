@@ -124,12 +124,14 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
       if (!fs.existsSync(path)) createLog(path, ops)
       return fs.openSync(path, "r+")
     })
+    // Closes the log last, after the writer fibers are stopped (finalizers
+    // run last added, first run) — or at once if the open fails below.
+    let file: LogFile | undefined
+    yield* Effect.addFinalizer(() => Effect.sync(() => file === undefined ? fs.closeSync(fd) : file.close()))
+
     const replayed = yield* io(`replaying ${path}`, () =>
-      replayFile(fd, fs.fstatSync(fd).size, replayInto(core), { onCorruption: options.onCorruption ?? "fail" })).pipe(
-        Effect.tapError(() => Effect.sync(() => fs.closeSync(fd)))
-      )
+      replayFile(fd, fs.fstatSync(fd).size, replayInto(core), { onCorruption: options.onCorruption ?? "fail" }))
     if (replayed._tag !== "Ok") {
-      fs.closeSync(fd)
       return yield* Effect.fail(
         new LogCorrupted({
           path,
@@ -156,7 +158,8 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     })
     core.reaper.scheduled(core.index.deadlines.peekDeadline())
 
-    const file = new LogFile(path, fd, end, replayed.records, ops)
+    const log = new LogFile(path, fd, end, replayed.records, ops)
+    file = log
     const logMutex = Semaphore.makeUnsafe(1)
     const maintenance = Semaphore.makeUnsafe(1)
 
@@ -169,9 +172,9 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     let wantCompaction: (() => void) | undefined
     let nextCheck = minRecords
     const afterWrite = () => {
-      if (file.records < nextCheck || wantCompaction === undefined) return
+      if (log.records < nextCheck || wantCompaction === undefined) return
       const live = core.index.storedSize
-      if (file.records > factor * Math.max(live, minRecords / factor)) {
+      if (log.records > factor * Math.max(live, minRecords / factor)) {
         nextCheck = Infinity
         wantCompaction()
       } else {
@@ -182,15 +185,17 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     let flushBuffered: () => StorageError | undefined = () => undefined
     let committer: Pick<Committer, "put" | "delete">
     let drain: Effect.Effect<void> = Effect.void
+    let rejectQueued: (error: StorageError) => void = () => {}
     if (policy === "always") {
-      const groupCommit = yield* startGroupCommit(core, file, logMutex, afterWrite)
+      const groupCommit = yield* startGroupCommit(core, log, logMutex, afterWrite)
       drain = groupCommit.drain
+      rejectQueued = groupCommit.rejectQueued
       committer = {
         put: (key, value, stored, deadline) => Effect.as(groupCommit.submit(key, stored, deadline), value),
         delete: (key) => groupCommit.submit(key, undefined, Infinity)
       }
     } else {
-      const appender = yield* startBufferedAppender(core, file, {
+      const appender = yield* startBufferedAppender(core, log, {
         syncEveryMillis: policy === "interval" ? options.fsyncIntervalMillis ?? defaultFsyncIntervalMillis : undefined,
         afterWrite
       })
@@ -198,7 +203,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
       committer = { put: appender.put, delete: appender.delete }
     }
 
-    const compactor = makeCompactor(core, file, { logMutex, maintenance, flushBuffered })
+    const compactor = makeCompactor(core, log, { logMutex, maintenance, flushBuffered })
     if (auto) {
       // A request made before the daemon first waits is kept, not lost.
       let pending = false
@@ -214,7 +219,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
           wake = undefined
           const result = yield* Effect.exit(compactor.compact)
           if (Exit.isFailure(result)) yield* Effect.logWarning("kvlog: automatic compaction failed", result.cause)
-          nextCheck = file.records + Math.max(minRecords, core.index.storedSize)
+          nextCheck = log.records + Math.max(minRecords, core.index.storedSize)
         }
       })
       yield* Effect.forkScoped(daemon)
@@ -225,13 +230,19 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     }
 
     // Runs before the fibers above are interrupted (finalizers run last
-    // added, first run): commit what is queued, flush, sync, close.
+    // added, first run): commit what is queued, flush, sync and cut off the
+    // zeros written ahead (a closed log ends at its last record), then refuse
+    // writes — in one step with the flush, so none lands in between. The
+    // file is closed by the finalizer registered when it was opened.
     yield* Effect.addFinalizer(() =>
       maintenance.withPermits(1)(logMutex.withPermits(1)(Effect.flatMap(drain, () =>
-        Effect.sync(() => {
-          flushBuffered()
-          file.sync()
-          file.close()
+        Effect.suspend(() => {
+          const error = flushBuffered() ?? log.sync() ?? log.trim()
+          log.refuseWrites()
+          rejectQueued(log.refusal()!)
+          return error === undefined
+            ? Effect.void
+            : Effect.logWarning(`kvlog: closing ${path}: ${error.message}`)
         }))))
     )
 
@@ -239,11 +250,11 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
       put: committer.put,
       delete: committer.delete,
       clear: compactor.clear,
-      writeStatus: Effect.sync(() => file.writeStatus),
+      writeStatus: Effect.sync(() => log.writeStatus),
       compact: Effect.asVoid(compactor.compact)
     }, () => ({
-      fileBytes: file.end,
-      records: file.records,
+      fileBytes: log.end,
+      records: log.records,
       lastCompaction: compactor.lastReport()
     }))
   })

@@ -1,0 +1,90 @@
+/**
+ * Opening and closing a log-backed store: whatever fails during the open
+ * gives back what the open took (file descriptors, ownership), and a store
+ * that is closing refuses writes instead of leaving them waiting.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
+import * as fs from "node:fs"
+import { KeyValueStore } from "../src/index.ts"
+import { freshLogPath, openLog, typedFailure, withLogStore } from "./support/logHarness.ts"
+
+const openDescriptors = () => fs.readdirSync("/proc/self/fd").length
+
+describe("opening a log", () => {
+  it.effect("an open refused for corruption closes the file it opened and releases the log", () =>
+    Effect.gen(function*() {
+      const path = yield* freshLogPath("open-corrupt")
+      yield* withLogStore({ path }, (store) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 10; i++) yield* store.put(`k${i}`, `v${i}`)
+        }))
+      const bytes = fs.readFileSync(path)
+      bytes[16 + 12] ^= 0xff // the first record's op byte: its CRC no longer matches
+      fs.writeFileSync(path, bytes)
+      const before = openDescriptors()
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const error = yield* typedFailure(withLogStore({ path }, () => Effect.void), "LogCorrupted")
+        assert.strictEqual((error as KeyValueStore.LogCorrupted).offset, 16)
+      }
+      assert.strictEqual(openDescriptors(), before)
+      assert.isFalse(fs.existsSync(`${path}.lock`), "the lock file is removed")
+    }))
+
+  it.effect("an open that fails while cutting off a torn tail closes the file it opened and releases the log", () =>
+    Effect.gen(function*() {
+      const path = yield* freshLogPath("open-repair")
+      yield* withLogStore({ path }, (store) => store.put("k", "v"))
+      fs.appendFileSync(path, Buffer.from([9, 0, 0, 0, 0xf6])) // a frame header cut short
+      const failingTruncate: KeyValueStore.FileOps = {
+        write: (fd, bytes, position) => fs.writeSync(fd, bytes, 0, bytes.length, position),
+        datasync: (fd) => fs.fdatasyncSync(fd),
+        truncate: () => {
+          throw Object.assign(new Error("EIO: i/o error, ftruncate"), { code: "EIO" })
+        }
+      }
+      const before = openDescriptors()
+      for (let attempt = 0; attempt < 20; attempt++) {
+        yield* typedFailure(withLogStore({ path, fileOps: failingTruncate }, () => Effect.void), "StorageError")
+      }
+      assert.strictEqual(openDescriptors(), before)
+      assert.isFalse(fs.existsSync(`${path}.lock`), "the lock file is removed")
+      const reopened = yield* openLog({ path })
+      assert.strictEqual(yield* reopened.store.get("k"), "v")
+      yield* reopened.close
+    }).pipe(Effect.scoped))
+
+  it.effect("a store that is closing refuses writes with StorageError rather than leaving them waiting", () =>
+    Effect.gen(function*() {
+      const path = yield* freshLogPath("open-closing")
+      const scope = yield* Scope.make()
+      const store = yield* Scope.provide(scope)(KeyValueStore.makeLog({ path }))
+      yield* store.put("before", "kept")
+      // Close the store while writers keep submitting: each write either
+      // lands or fails; none is left waiting.
+      const writers = yield* Effect.forkChild(
+        Effect.forEach(
+          Array.from({ length: 200 }, (_, i) => i),
+          (i) => Effect.exit(store.put(`k${i}`, "v")),
+          { concurrency: 16 }
+        )
+      )
+      yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      const outcomes = yield* Fiber.join(writers)
+      for (const outcome of outcomes) {
+        if (Exit.isFailure(outcome)) {
+          assert.include(JSON.stringify(outcome.cause), "StorageError")
+        }
+      }
+      const reopened = yield* openLog({ path })
+      assert.strictEqual(yield* reopened.store.get("before"), "kept")
+      for (const [i, outcome] of outcomes.entries()) {
+        if (Exit.isSuccess(outcome)) assert.strictEqual(yield* reopened.store.get(`k${i}`), "v")
+      }
+      yield* reopened.close
+    }).pipe(Effect.scoped))
+})
