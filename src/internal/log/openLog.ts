@@ -5,6 +5,7 @@
  * everything pending when the scope closes.
  */
 import * as fs from "node:fs"
+import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
@@ -106,11 +107,15 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
   Effect.gen(function*() {
     const invalid = checkOptions(options)
     if (invalid !== undefined) return yield* Effect.fail(invalid)
+    // Errors name the path as the caller spelled it; the files are reached
+    // through its absolute form, since compaction renames files long after
+    // the open, when the working directory may have changed.
     const path = options.path
+    const filePath = nodePath.resolve(path)
     const ops = options.fileOps ?? nodeFileOps
     const policy = options.fsync ?? "always"
 
-    const owner = yield* io(`taking ownership of ${path}`, () => acquireOwnerLock(path))
+    const owner = yield* io(`taking ownership of ${path}`, () => acquireOwnerLock(filePath))
     if (owner._tag === "Locked") return yield* Effect.fail(new LogLocked({ path, owner: owner.owner }))
     yield* Effect.addFinalizer(() => Effect.sync(owner.release))
 
@@ -119,10 +124,10 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     // Open and replay. A leftover `.compact` file is a compaction that never
     // got to its rename: the log itself is whole without it.
     const fd = yield* io(`opening ${path}`, () => {
-      removeIfPresent(`${path}.compact`)
-      removeIfPresent(`${path}.new`)
-      if (!fs.existsSync(path)) createLog(path, ops)
-      return fs.openSync(path, "r+")
+      removeIfPresent(`${filePath}.compact`)
+      removeIfPresent(`${filePath}.new`)
+      if (!fs.existsSync(filePath)) createLog(filePath, ops)
+      return fs.openSync(filePath, "r+")
     })
     // Closes the log last, after the writer fibers are stopped (finalizers
     // run last added, first run) — or at once if the open fails below.
@@ -158,7 +163,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     })
     core.reaper.scheduled(core.index.deadlines.peekDeadline())
 
-    const log = new LogFile(path, fd, end, replayed.records, ops)
+    const log = new LogFile(filePath, fd, end, replayed.records, ops)
     file = log
     const logMutex = Semaphore.makeUnsafe(1)
     const maintenance = Semaphore.makeUnsafe(1)
