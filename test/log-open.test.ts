@@ -88,3 +88,23 @@ describe("opening a log", () => {
       yield* reopened.close
     }).pipe(Effect.scoped))
 })
+
+describe("where the log is", () => {
+  it.effect("a log reached through a symlink stays behind the link after compaction, and the link's target is locked", () =>
+    Effect.gen(function*() {
+      const path = yield* freshLogPath("open-symlink")
+      const link = `${path}.link`
+      yield* withLogStore({ path }, (store) => store.put("k", "v0"))
+      fs.symlinkSync(path, link)
+      const store = yield* openLog({ path: link, compaction: { auto: false } })
+      for (let i = 1; i <= 100; i++) yield* store.store.put("k", `v${i}`)
+      yield* store.store.compact
+      yield* typedFailure(withLogStore({ path }, () => Effect.void), "LogLocked")
+      yield* store.close
+      assert.isTrue(fs.lstatSync(link).isSymbolicLink(), "the link is still a link")
+      const reopened = yield* openLog({ path })
+      assert.strictEqual(yield* reopened.store.get("k"), "v100")
+      assert.strictEqual((yield* reopened.store.stats).log?.records, 1)
+      yield* reopened.close
+    }).pipe(Effect.scoped))
+})

@@ -68,6 +68,24 @@ const createLog = (path: string, ops: FileOps): void => {
   syncDirectory(directoryOf(path))
 }
 
+/**
+ * Where the log really is. Errors name the path as the caller spelled it, but
+ * the files are reached through this one: absolute, because compaction
+ * renames files long after the open, when the working directory may have
+ * changed; with symlinks resolved, because a rename over a symlink would
+ * replace the link instead of the log, and so that every spelling of one log
+ * finds the same owner lock.
+ */
+const realLogPath = (path: string): string => {
+  const absolute = nodePath.resolve(path)
+  try {
+    return fs.realpathSync(absolute)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
+    return nodePath.join(fs.realpathSync(nodePath.dirname(absolute)), nodePath.basename(absolute))
+  }
+}
+
 const removeIfPresent = (path: string): void => {
   try {
     fs.unlinkSync(path)
@@ -107,11 +125,8 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
   Effect.gen(function*() {
     const invalid = checkOptions(options)
     if (invalid !== undefined) return yield* Effect.fail(invalid)
-    // Errors name the path as the caller spelled it; the files are reached
-    // through its absolute form, since compaction renames files long after
-    // the open, when the working directory may have changed.
     const path = options.path
-    const filePath = nodePath.resolve(path)
+    const filePath = yield* io(`resolving ${path}`, () => realLogPath(path))
     const ops = options.fileOps ?? nodeFileOps
     const policy = options.fsync ?? "always"
 
