@@ -108,3 +108,26 @@ describe("where the log is", () => {
       yield* reopened.close
     }).pipe(Effect.scoped))
 })
+
+describe("who owns the log", () => {
+  const startTimeOfInit = () => {
+    const stat = fs.readFileSync("/proc/1/stat", "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+  }
+
+  it.effect("a lock file naming a running process with its start time refuses the open", () =>
+    Effect.gen(function*() {
+      const path = yield* freshLogPath("owner-live")
+      fs.writeFileSync(`${path}.lock`, `1 ${startTimeOfInit()}\n`)
+      const error = yield* typedFailure(withLogStore({ path }, () => Effect.void), "LogLocked")
+      assert.include((error as KeyValueStore.LogLocked).owner, "process 1")
+    }).pipe(Effect.scoped))
+
+  it.effect("a lock file whose pid now belongs to another process (another start time) is stale and taken over", () =>
+    Effect.gen(function*() {
+      const path = yield* freshLogPath("owner-reused")
+      fs.writeFileSync(`${path}.lock`, `1 ${Number(startTimeOfInit()) + 12345}\n`)
+      yield* withLogStore({ path }, (store) => store.put("k", "v"))
+      assert.isFalse(fs.existsSync(`${path}.lock`), "released at close")
+    }).pipe(Effect.scoped))
+})
