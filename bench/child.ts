@@ -8,6 +8,7 @@
 import { type Job, type JobResult, resultPrefix } from "./jobs.ts"
 import type { SubjectIdentity } from "./subjects/BenchSubject.ts"
 import { loadCatalog } from "./subjects/registry.ts"
+import { runCompactionJob } from "./suites/compaction.ts"
 import { runDurableJob } from "./suites/durableWrites.ts"
 import { runExpiryJob } from "./suites/expiryAccuracy.ts"
 import { runReplayJob } from "./suites/replay.ts"
@@ -30,6 +31,8 @@ const runJob = async (job: Job): Promise<JobResult> => {
       return runDurableJob(job, find(catalog.durable, job))
     case "replay":
       return runReplayJob(job, find(catalog.replay, job))
+    case "compaction":
+      return runCompactionJob(job, find(catalog.compaction, job))
     case "expiry":
       return runExpiryJob(job, find(catalog.expiry, job))
   }

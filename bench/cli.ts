@@ -29,6 +29,15 @@ export interface BenchOptions {
   readonly ttlKeys: number
   readonly durableWindowMillis: number
   readonly replayRecords: ReadonlyArray<number>
+  /** Live keys of the compacted log (it holds about twice as many records). */
+  readonly compactionKeys: number
+  readonly compactionWriters: number
+  /** Repetitions of the compaction (`--reps` if given). */
+  readonly compactionReps: number
+  /** The writers' baseline phase before each compaction. */
+  readonly compactionBeforeMillis: number
+  /** A compaction still running after this long is interrupted and reported as unfinished. */
+  readonly compactionGiveUpMillis: number
   readonly expiryKeys: number
   /** `undefined`: scaled to the job (see `timeoutFor` in run.ts). */
   readonly timeoutSeconds: number | undefined
@@ -40,13 +49,13 @@ export const helpText = `kvlog bench runner (issue 4): the seed's tables and the
 
 Usage: npm run bench -- [options]
 
-  --quick             sizes 100k and 1M, 3 repetitions, shorter windows, 100-byte values only for
-                      kvlog and Map at 100k (about 3 minutes)
+  --quick             sizes 100k and 1M, 3 repetitions (1 compaction per policy), shorter windows,
+                      100-byte values only for kvlog and Map at 100k (about 3 minutes)
   --sizes LIST        key counts for the seed's tables, e.g. 100k,500k,1M,5M,10M (the default)
   --subjects LIST     only these subjects (ids below), in every suite that has them
   --suites LIST       only these suites: ${suiteNames.join(", ")} (default: all)
   --reps N            repetitions per measurement (at least 3; default 5 up to 1M keys, 3 above;
-                      --quick: 3)
+                      --quick: 3, and 1 for the compaction suite)
   --timeout SECONDS   time limit of one child process (default: scaled to the job)
   --heap-mb MB        --max-old-space-size of each child process (default 12288)
   --out FILE          the report to write (default docs/benchmarks.md); the charts go beside it
@@ -123,6 +132,12 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     ttlKeys: 1_000_000,
     durableWindowMillis: quick ? 500 : 2_000,
     replayRecords: quick ? [1_000_000] : [1_000_000, 10_000_000],
+    compactionKeys: 1_000_000,
+    compactionWriters: 64,
+    // One repetition in --quick (a compaction job is a 1M-key fill and a 2M-record replay per repetition).
+    compactionReps: values.reps === undefined && quick ? 1 : reps ?? 3,
+    compactionBeforeMillis: quick ? 500 : 2_000,
+    compactionGiveUpMillis: quick ? 6_000 : 30_000,
     expiryKeys: 100_000,
     timeoutSeconds,
     maxOldSpaceMb,

@@ -10,9 +10,9 @@ import type { ValueShape } from "./dataset.ts"
 export const resultPrefix = "BENCH_RESULT "
 
 /** The measurements the runner can make, one table (or group of tables) each. */
-export type SuiteName = "seed" | "ttl" | "durable" | "replay" | "expiry"
+export type SuiteName = "seed" | "ttl" | "durable" | "replay" | "compaction" | "expiry"
 
-export const suiteNames: ReadonlyArray<SuiteName> = ["seed", "ttl", "durable", "replay", "expiry"]
+export const suiteNames: ReadonlyArray<SuiteName> = ["seed", "ttl", "durable", "replay", "compaction", "expiry"]
 
 /** Fields of every job. */
 interface JobBase {
@@ -56,6 +56,23 @@ export interface ReplayJob extends JobBase {
   readonly reps: number
 }
 
+/**
+ * One row of the compaction table: a log of `keys` puts plus `overwrites`
+ * more over the same keys, compacted while `writers` fibers keep putting.
+ */
+export interface CompactionJob extends JobBase {
+  readonly suite: "compaction"
+  readonly keys: number
+  readonly overwrites: number
+  readonly writers: number
+  readonly valueBytes: number
+  /** Writers run this long (after a warm-up) before the compaction starts: the baseline. */
+  readonly beforeMillis: number
+  /** A compaction still running after this long is interrupted and reported as unfinished. */
+  readonly giveUpAfterMillis: number
+  readonly reps: number
+}
+
 /** One row of the expiry-accuracy table. */
 export interface ExpiryJob extends JobBase {
   readonly suite: "expiry"
@@ -64,7 +81,7 @@ export interface ExpiryJob extends JobBase {
   readonly ttlMaxMillis: number
 }
 
-export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | ExpiryJob
+export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | CompactionJob | ExpiryJob
 
 /** Medians over the repetitions of a seed-table job. */
 export interface SeedResult {
@@ -115,6 +132,55 @@ export interface ReplayResult {
   readonly reps: number
 }
 
+/** What the writers saw in one phase (before the compaction, or during it). */
+export interface WriterPhase {
+  /** Puts acknowledged in the phase ÷ its length. */
+  readonly writesPerSecond: number
+  /** Latency percentiles of the puts sent in the phase. */
+  readonly p50Micros: number
+  readonly p99Micros: number
+  readonly maxMicros: number
+  readonly writes: number
+}
+
+/** One compaction, measured from inside (the store's report) and outside (the writers). */
+export interface CompactionRep {
+  /** Whether `compact` returned before the job's `giveUpAfterMillis` (otherwise it was interrupted). */
+  readonly finished: boolean
+  readonly recordsBefore: number
+  /** Finished: the new log's records and bytes. Unfinished: the old log's, when it was given up. */
+  readonly recordsAfter: number
+  readonly bytesBefore: number
+  readonly bytesAfter: number
+  /** Until `compact` returned, or was given up. */
+  readonly durationMillis: number
+  /** The store's own figure: the longest stretch writes waited for the compaction (0 when unfinished). */
+  readonly longestPauseMillis: number
+  readonly before: WriterPhase
+  readonly during: WriterPhase
+  /** Live keys after the compaction (must equal the job's `keys`). */
+  readonly liveKeys: number
+}
+
+/**
+ * Every repetition, and the median of each figure over them. A repetition
+ * that did not finish ends the job (another would not either): then
+ * `median` is that repetition.
+ */
+export interface CompactionResult {
+  readonly suite: "compaction"
+  readonly keys: number
+  readonly writers: number
+  readonly giveUpAfterMillis: number
+  /** Repetitions whose compaction was given up (0 or 1). */
+  readonly unfinished: number
+  readonly median: CompactionRep
+  /** The worst of the repetitions: longest store pause and longest put during the compaction. */
+  readonly worstPauseMillis: number
+  readonly worstDuringMaxMicros: number
+  readonly reps: ReadonlyArray<CompactionRep>
+}
+
 export interface ExpiryResult {
   readonly suite: "expiry"
   readonly keys: number
@@ -137,4 +203,4 @@ export interface ExpiryResult {
   readonly maxEarlyMillis: number
 }
 
-export type JobResult = SeedResult | TtlResult | DurableResult | ReplayResult | ExpiryResult
+export type JobResult = SeedResult | TtlResult | DurableResult | ReplayResult | CompactionResult | ExpiryResult

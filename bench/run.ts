@@ -130,6 +130,38 @@ const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<PlannedJob>
       }
     }
   }
+  if (options.suites.has("compaction")) {
+    const keys = options.compactionKeys
+    const reps = options.compactionReps
+    for (const subject of catalog.compaction.filter((s) => wanted(s.id))) {
+      jobs.push({
+        suite: "compaction",
+        subject: subject.id,
+        size: keys,
+        values: "short",
+        // The fill, then per repetition a replay of 2N records, the baseline and the compaction (given up after a limit).
+        timeoutSeconds: scaledTimeout(
+          options,
+          90 + (reps * (options.compactionBeforeMillis + options.compactionGiveUpMillis)) / 1000,
+          keys,
+          2 + 4 * reps,
+          10
+        ),
+        job: (workDir) => ({
+          suite: "compaction",
+          subject: subject.id,
+          workDir,
+          keys,
+          overwrites: keys,
+          writers: options.compactionWriters,
+          valueBytes: 32,
+          beforeMillis: options.compactionBeforeMillis,
+          giveUpAfterMillis: options.compactionGiveUpMillis,
+          reps
+        })
+      })
+    }
+  }
   if (options.suites.has("expiry")) {
     for (const subject of catalog.expiry.filter((s) => wanted(s.id))) {
       jobs.push({

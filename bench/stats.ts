@@ -23,3 +23,23 @@ export const percentileOfSorted = (sorted: ArrayLike<number>, p: number): number
 
 /** Sorts a copy of `samples` ascending as a Float64Array (fast for millions of latencies). */
 export const sortedCopy = (samples: ArrayLike<number>): Float64Array => Float64Array.from(samples).sort()
+
+/** Numbers appended one at a time into a growing `Float64Array` (millions of samples, no boxing). */
+export class SampleBuffer {
+  private samples = new Float64Array(1 << 16)
+  length = 0
+
+  push(sample: number): void {
+    if (this.length === this.samples.length) {
+      const grown = new Float64Array(this.samples.length * 2)
+      grown.set(this.samples)
+      this.samples = grown
+    }
+    this.samples[this.length++] = sample
+  }
+
+  /** The samples pushed so far. */
+  contents(): Float64Array {
+    return this.samples.subarray(0, this.length)
+  }
+}

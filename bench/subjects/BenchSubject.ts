@@ -109,6 +109,63 @@ export interface ReplaySubject extends SubjectIdentity {
   readonly openAndScan: (workDir: string) => Promise<ScannedStore>
 }
 
+/** The raw samples of one compaction under load; `performance.now()` milliseconds throughout. */
+export interface CompactionRun {
+  /**
+   * What the store reported (`stats.log.lastCompaction`); `undefined` when
+   * the compaction had not finished after `giveUpAfterMillis` and was
+   * interrupted.
+   */
+  readonly report: {
+    readonly recordsBefore: number
+    readonly recordsAfter: number
+    readonly bytesBefore: number
+    readonly bytesAfter: number
+    readonly durationMillis: number
+    readonly longestPauseMillis: number
+  } | undefined
+  /** The log (`stats.log`) just before `compact` was called, and once it returned or was given up. */
+  readonly logBefore: { readonly records: number; readonly bytes: number }
+  readonly logAfter: { readonly records: number; readonly bytes: number }
+  /** When the baseline phase starts (writers started, warm-up over). */
+  readonly baselineStart: number
+  /** When `compact` was called, and when it returned or was given up. */
+  readonly compactStart: number
+  readonly compactEnd: number
+  /** Every put: when it was sent, and its latency. */
+  readonly sentAt: Float64Array
+  readonly latencyMillis: Float64Array
+  /** Live keys once the compaction is over. */
+  readonly liveKeys: number
+}
+
+/** A subject of the compaction table: a log that can be compacted while writers go on. */
+export interface CompactionSubject extends SubjectIdentity {
+  /**
+   * Writes `keys[i] → value` for every key, then `overwrites` more puts over
+   * the same keys in order, to a new log at `logPath` (quickly, untimed), and closes it.
+   */
+  readonly prepare: (logPath: string, keys: ReadonlyArray<string>, overwrites: number, value: string) => Promise<void>
+  /**
+   * Opens the log at `logPath` with the subject's policy and automatic
+   * compaction off; starts `writers` writers putting `value` under random
+   * keys of `keys`; after `warmupMillis + beforeMillis` compacts (giving up,
+   * by interrupting it, after `giveUpAfterMillis`), and stops the writers once
+   * the compaction is over; then closes the store.
+   */
+  readonly measure: (
+    logPath: string,
+    options: {
+      readonly keys: ReadonlyArray<string>
+      readonly value: string
+      readonly writers: number
+      readonly warmupMillis: number
+      readonly beforeMillis: number
+      readonly giveUpAfterMillis: number
+    }
+  ) => Promise<CompactionRun>
+}
+
 /** An open store under expiry observation. */
 export interface ExpiryStore {
   readonly put: (key: string, value: string, ttlMillis: number) => Promise<void>

@@ -1,17 +1,26 @@
 /**
  * kvlog's log-backed subjects: `layerLog` with `fsync: "never"` and
  * `"always"` in the seed's tables, `"always"` in the durable-writes table,
- * and replay on open.
+ * replay on open, and `makeLog` compacted under load with either policy.
  *
  * The registry adds them only when `KeyValueStore.layerLog` exists at run
  * time (`kvlogLogLayer`), so the bench ran before the log landed and still
  * runs on a checkout without it.
  */
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Layer from "effect/Layer"
 import * as path from "node:path"
-import type { BenchSubject, DurableSubject, ReplaySubject, WriterRun } from "./BenchSubject.ts"
-import { type KvlogModule, type KvlogTag, kvlogOpenStore, openKvlog } from "./kvlog.ts"
+import { SampleBuffer } from "../stats.ts"
+import type {
+  BenchSubject,
+  CompactionRun,
+  CompactionSubject,
+  DurableSubject,
+  ReplaySubject,
+  WriterRun
+} from "./BenchSubject.ts"
+import { type KvlogModule, type KvlogService, type KvlogTag, kvlogOpenStore, openKvlog } from "./kvlog.ts"
 
 /** The options of `layerLog` the bench sets. */
 export interface KvlogLogOptions {
@@ -96,4 +105,90 @@ export const kvlogReplay = (kvlog: KvlogModule, layerLog: KvlogLogLayer): Replay
     const records = await runtime.runPromise(store.size)
     return { records, close: () => runtime.dispose() }
   }
+})
+
+/** A store with automatic compaction off, built by `makeLog` in the scope of `use`. */
+const withLog = <A>(
+  kvlog: KvlogModule,
+  options: { readonly path: string; readonly fsync: "always" | "never" },
+  use: (store: KvlogService) => Effect.Effect<A, unknown>
+): Promise<A> =>
+  Effect.runPromise(Effect.scoped(Effect.flatMap(
+    kvlog.makeLog({ ...options, compaction: { auto: false } }),
+    use
+  )))
+
+/** `store.compact` on a ~2-records-per-key log while writer fibers keep putting, with `fsync` as given. */
+export const kvlogCompaction = (kvlog: KvlogModule, fsync: "always" | "never"): CompactionSubject => ({
+  id: `kvlog-log-${fsync}`,
+  label: `kvlog makeLog ${fsync}`,
+  role: "kvlog",
+  description: `\`KeyValueStore.makeLog({ path, fsync: "${fsync}", compaction: { auto: false } })\` on a copy of the prepared log; writers are fibers doing \`yield* store.put(key, value)\` in a loop, and \`yield* store.compact\` runs in another fiber beside them.`,
+  prepare: (logPath, keys, overwrites, value) =>
+    withLog(kvlog, { path: logPath, fsync: "never" }, (store) =>
+      Effect.gen(function*() {
+        const overwrite = `${value.slice(1)}!`
+        for (let i = 0; i < keys.length; i++) yield* store.put(keys[i]!, value)
+        for (let i = 0; i < overwrites; i++) yield* store.put(keys[i % keys.length]!, overwrite)
+      })),
+  measure: (logPath, { keys, value, writers, warmupMillis, beforeMillis, giveUpAfterMillis }) =>
+    withLog(kvlog, { path: logPath, fsync }, (store) =>
+      Effect.gen(function*() {
+        // Replay leaves garbage behind: collect it now rather than in the middle of a phase.
+        ;(globalThis as { gc?: () => void }).gc?.()
+        const sentAt = new SampleBuffer()
+        const latencyMillis = new SampleBuffer()
+        let stopping = false
+        const writer = (writerIndex: number) =>
+          Effect.gen(function*() {
+            // xorshift32, a different stream per writer.
+            let state = (Math.imul(writerIndex + 1, 2654435761) >>> 0) || 1
+            while (!stopping) {
+              state ^= state << 13
+              state ^= state >>> 17
+              state ^= state << 5
+              state >>>= 0
+              const key = keys[state % keys.length]!
+              const sent = performance.now()
+              yield* store.put(key, value)
+              latencyMillis.push(performance.now() - sent)
+              sentAt.push(sent)
+            }
+          })
+        const started = performance.now()
+        const logNow = Effect.map(store.stats, (stats) => ({
+          records: stats.log?.records ?? Number.NaN,
+          bytes: stats.log?.fileBytes ?? Number.NaN
+        }))
+        const compaction = Effect.gen(function*() {
+          yield* Effect.sleep(warmupMillis + beforeMillis)
+          const logBefore = yield* logNow
+          const compactStart = performance.now()
+          const finished = yield* Effect.timeoutOption(store.compact, giveUpAfterMillis)
+          const compactEnd = performance.now()
+          stopping = true
+          return { logBefore, compactStart, compactEnd, finished: Option.isSome(finished) }
+        })
+        const [{ logBefore, compactStart, compactEnd, finished }] = yield* Effect.all([
+          compaction,
+          Effect.forEach(Array.from({ length: writers }, (_, i) => i), writer, { concurrency: "unbounded", discard: true })
+        ], { concurrency: 2 })
+        const report = finished ? (yield* store.stats).log?.lastCompaction : undefined
+        if (finished && report === undefined) {
+          return yield* Effect.die(new Error("compact returned, but stats.log.lastCompaction is empty"))
+        }
+        const logAfter = yield* logNow
+        const liveKeys = yield* store.size
+        return {
+          report,
+          logBefore,
+          logAfter,
+          baselineStart: started + warmupMillis,
+          compactStart,
+          compactEnd,
+          sentAt: sentAt.contents(),
+          latencyMillis: latencyMillis.contents(),
+          liveKeys
+        } satisfies CompactionRun
+      }))
 })

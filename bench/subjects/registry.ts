@@ -5,7 +5,7 @@
  * subject left out is listed with the reason, so the tables can say so.
  */
 import type { SuiteName } from "../jobs.ts"
-import type { BenchSubject, DurableSubject, ExpirySubject, ReplaySubject } from "./BenchSubject.ts"
+import type { BenchSubject, CompactionSubject, DurableSubject, ExpirySubject, ReplaySubject } from "./BenchSubject.ts"
 import { classicLevelDurable, classicLevelReplay, lmdbDurable, lmdbReplay } from "./embeddedDatabases.ts"
 import {
   effectKeyValueStore,
@@ -18,7 +18,7 @@ import {
   ttlCacheExpiry
 } from "./inMemoryPeers.ts"
 import { kvlogMemory, kvlogMemoryExpiry, loadKvlog } from "./kvlog.ts"
-import { kvlogAlwaysDurable, kvlogLogLayer, kvlogLogSubject, kvlogReplay } from "./kvlogLog.ts"
+import { kvlogAlwaysDurable, kvlogCompaction, kvlogLogLayer, kvlogLogSubject, kvlogReplay } from "./kvlogLog.ts"
 import { rawAppend } from "./rawAppend.ts"
 import { redisAlways, redisServerAvailable } from "./redis.ts"
 
@@ -36,6 +36,7 @@ export interface SubjectCatalog {
   readonly ttl: ReadonlyArray<BenchSubject>
   readonly durable: ReadonlyArray<DurableSubject>
   readonly replay: ReadonlyArray<ReplaySubject>
+  readonly compaction: ReadonlyArray<CompactionSubject>
   readonly expiry: ReadonlyArray<ExpirySubject>
   readonly missing: ReadonlyArray<MissingSubject>
 }
@@ -58,6 +59,10 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   note("ttl", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
   note("durable", "kvlog-log-always", "kvlog layerLog always", logMissing)
   note("replay", "kvlog-log", "kvlog layerLog (replay on open)", logMissing)
+  const compactionMissing = kvlogMissing ??
+    (typeof kvlog?.makeLog === "function" ? undefined : "`KeyValueStore.makeLog` has not landed")
+  note("compaction", "kvlog-log-always", "kvlog makeLog always", compactionMissing)
+  note("compaction", "kvlog-log-never", "kvlog makeLog never", compactionMissing)
   note("expiry", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
   const redis = redisServerAvailable()
   note("durable", "redis", "Redis (appendfsync always)", redis ? undefined : "skipped: redis-server not found")
@@ -75,6 +80,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
       lmdbDurable,
       classicLevelDurable,
       ...(redis ? [redisAlways] : []),
+      rawAppend("preallocated"),
       rawAppend("sync"),
       rawAppend("async")
     ],
@@ -83,6 +89,9 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
       lmdbReplay,
       classicLevelReplay
     ],
+    compaction: kvlog !== undefined && compactionMissing === undefined
+      ? [kvlogCompaction(kvlog, "always"), kvlogCompaction(kvlog, "never")]
+      : [],
     expiry: [...(kvlog === undefined ? [] : [kvlogMemoryExpiry(kvlog)]), ttlCacheExpiry, lruCacheExpiry],
     missing
   }
@@ -103,6 +112,7 @@ export const knownSubjectIds: ReadonlyArray<string> = [
   "lmdb",
   "classic-level",
   "redis",
+  "raw-fdatasync-prealloc",
   "raw-fdatasync",
   "raw-fdatasync-async"
 ]
