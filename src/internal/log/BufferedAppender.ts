@@ -22,6 +22,9 @@ import { applyDelete, applyPut } from "./applyWrite.ts"
 import type { LogFile } from "./LogFile.ts"
 import { RecordEncoder } from "./LogRecord.ts"
 
+/** While a compaction runs, writes between two yields of the writing fiber (see `yieldIfCompacting`). */
+export const writesPerYieldWhileCompacting = 32
+
 /** Bytes buffered before a write flushes them inline instead of waiting for the flusher. */
 export const flushThreshold = 256 * 1024
 
@@ -76,14 +79,28 @@ export const startBufferedAppender = (
       return applied
     }
 
+    // Writes here never suspend, so busy writers would leave a compaction a
+    // turn only every few scheduler slices of each of them, and it would
+    // never catch up. While one runs, every writer yields every
+    // `writesPerYieldWhileCompacting` writes: the compaction gets a share of
+    // the thread, and no pause of its own grows longer.
+    let writesSinceYield = 0
+    const yieldIfCompacting = <A, E>(outcome: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+      if (file.rewrite === undefined || ++writesSinceYield < writesPerYieldWhileCompacting) return outcome
+      writesSinceYield = 0
+      return Effect.flatMap(Effect.yieldNow, () => outcome)
+    }
+
     const putNow = (key: string, value: Value, stored: Value, deadline: number): Effect.Effect<Value, StorageError> => {
       const outcome = appendAndApply(key, stored, deadline)
-      return typeof outcome === "boolean" ? Effect.succeed(value) : Effect.fail(outcome)
+      return yieldIfCompacting(typeof outcome === "boolean" ? Effect.succeed(value) : Effect.fail(outcome))
     }
 
     const deleteNow = (key: string): Effect.Effect<boolean, StorageError> => {
       const outcome = appendAndApply(key, undefined, Infinity)
-      return typeof outcome === "boolean" ? (outcome ? succeedTrue : succeedFalse) : Effect.fail(outcome)
+      return yieldIfCompacting(
+        typeof outcome === "boolean" ? (outcome ? succeedTrue : succeedFalse) : Effect.fail(outcome)
+      )
     }
 
     const flusher = Effect.gen(function*() {
