@@ -7,6 +7,7 @@
  * tables and the TTL-heavy table, durable stores for acknowledged writes,
  * logs that can be replayed, and stores whose expiry can be watched.
  */
+import type { KeyValueStore } from "../../src/index.ts"
 
 /** Where a subject stands in the comparison. */
 export type SubjectRole =
@@ -116,14 +117,7 @@ export interface CompactionRun {
    * the compaction had not finished after `giveUpAfterMillis` and was
    * interrupted.
    */
-  readonly report: {
-    readonly recordsBefore: number
-    readonly recordsAfter: number
-    readonly bytesBefore: number
-    readonly bytesAfter: number
-    readonly durationMillis: number
-    readonly longestPauseMillis: number
-  } | undefined
+  readonly report: KeyValueStore.CompactionReport | undefined
   /** The log (`stats.log`) just before `compact` was called, and once it returned or was given up. */
   readonly logBefore: { readonly records: number; readonly bytes: number }
   readonly logAfter: { readonly records: number; readonly bytes: number }
