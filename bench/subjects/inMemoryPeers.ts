@@ -48,7 +48,17 @@ export const rawMap: BenchSubject = {
   }
 }
 
-const lruCacheStore = (cache: LRUCache<string, string>): OpenStore => ({
+/**
+ * A cache with `set(key, value, { ttl })`, `get` and `clear`: lru-cache and
+ * @isaacs/ttlcache alike, timed the same way.
+ */
+interface TtlCacheLike {
+  set(key: string, value: string, options?: { ttl: number }): unknown
+  get(key: string): string | undefined
+  clear(): void
+}
+
+const ttlCacheStore = (cache: TtlCacheLike): OpenStore => ({
   fill: (keys, values, ttlMillis) => {
     const start = performance.now()
     if (ttlMillis === undefined) {
@@ -71,7 +81,7 @@ export const lruCache: BenchSubject = {
   label: "lru-cache",
   role: "peer",
   description: "`new LRUCache({ max: N })`, `set` / `get`; sized so nothing is evicted.",
-  open: ({ capacity }) => Promise.resolve(lruCacheStore(new LRUCache<string, string>({ max: Math.max(1, capacity) })))
+  open: ({ capacity }) => Promise.resolve(ttlCacheStore(new LRUCache<string, string>({ max: Math.max(1, capacity) })))
 }
 
 /** `lru-cache` with TTL tracking on (a default TTL, or the key's own in the TTL-heavy table). */
@@ -82,7 +92,7 @@ export const lruCacheWithTtl: BenchSubject = {
   description:
     "`new LRUCache({ max: N, ttl })`: ttl 1 h in the seed tables, the key's own `{ ttl }` in the TTL-heavy table; stale entries are dropped when read or evicted (no `ttlAutopurge`).",
   open: ({ capacity }) =>
-    Promise.resolve(lruCacheStore(new LRUCache<string, string>({ max: Math.max(1, capacity), ttl: seedTableTtlMillis })))
+    Promise.resolve(ttlCacheStore(new LRUCache<string, string>({ max: Math.max(1, capacity), ttl: seedTableTtlMillis })))
 }
 
 /** `@isaacs/ttlcache`: one timer for all deadlines, plain `Map`s. */
@@ -92,25 +102,7 @@ export const ttlCache: BenchSubject = {
   role: "peer",
   description:
     "`new TTLCache({ ttl })`: ttl 1 h in the seed tables, the key's own `{ ttl }` in the TTL-heavy table; default options (`checkAgeOnGet: false`).",
-  open: () => {
-    const cache = new TTLCache<string, string>({ ttl: seedTableTtlMillis })
-    return Promise.resolve<OpenStore>({
-      fill: (keys, values, ttlMillis) => {
-        const start = performance.now()
-        if (ttlMillis === undefined) {
-          for (let i = 0; i < keys.length; i++) cache.set(keys[i]!, values[i]!)
-        } else {
-          for (let i = 0; i < keys.length; i++) cache.set(keys[i]!, values[i]!, { ttl: ttlMillis[i]! })
-        }
-        return Promise.resolve(performance.now() - start)
-      },
-      read: timeReads((key) => cache.get(key)),
-      close: () => {
-        cache.clear()
-        return Promise.resolve()
-      }
-    })
-  }
+  open: () => Promise.resolve(ttlCacheStore(new TTLCache<string, string>({ ttl: seedTableTtlMillis })))
 }
 
 /** One entry of the timer-per-key baseline: the value and the timer that removes it. */

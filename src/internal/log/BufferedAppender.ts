@@ -18,7 +18,7 @@ import type * as Scope from "effect/Scope"
 import type { StorageError } from "../errors.ts"
 import type { StoreCore } from "../store/makeStore.ts"
 import type { Value } from "../Value.ts"
-import { applyDelete, applyPut } from "./applyWrite.ts"
+import { applyDelete, applyPut, succeedFalse, succeedTrue } from "./applyWrite.ts"
 import type { LogFile } from "./LogFile.ts"
 import { RecordEncoder } from "./LogRecord.ts"
 
@@ -141,6 +141,3 @@ export const startBufferedAppender = (
       flush
     }
   })
-
-const succeedTrue = Effect.succeed(true)
-const succeedFalse = Effect.succeed(false)

@@ -17,7 +17,7 @@ import type * as Semaphore from "effect/Semaphore"
 import type { StorageError } from "../errors.ts"
 import type { StoreCore } from "../store/makeStore.ts"
 import type { Value } from "../Value.ts"
-import { applyDelete, applyPut } from "./applyWrite.ts"
+import { applyDelete, applyPut, succeedFalse, succeedTrue } from "./applyWrite.ts"
 import type { LogFile } from "./LogFile.ts"
 import { RecordEncoder } from "./LogRecord.ts"
 
@@ -119,6 +119,3 @@ export const startGroupCommit = (
       }
     }
   })
-
-const succeedTrue = Effect.succeed(true)
-const succeedFalse = Effect.succeed(false)

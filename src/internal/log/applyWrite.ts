@@ -2,6 +2,7 @@
  * Applying one logged write to the index: the same step for a live write once
  * it is in the log, and for a write read back from the log at open.
  */
+import * as Effect from "effect/Effect"
 import type { StoreCore } from "../store/makeStore.ts"
 import type { Value } from "../Value.ts"
 
@@ -21,3 +22,7 @@ export const applyPut = (core: StoreCore, key: string, value: Value, deadline: n
 /** Whether `key` was live, and so deleted. */
 export const applyDelete = (core: StoreCore, key: string): boolean =>
   core.index.removeLive(key, core.clock.currentTimeMillisUnsafe())
+
+/** A write's outcome, shared rather than built per write. */
+export const succeedTrue: Effect.Effect<boolean> = Effect.succeed(true)
+export const succeedFalse: Effect.Effect<boolean> = Effect.succeed(false)
