@@ -6,29 +6,28 @@
  * value and deadline; values are strings or `Uint8Array`s, so a number is
  * never mistaken for one.
  *
- * One V8 `Map` holds at most 2^24 entries. Past that, the index spills into
- * further maps; a key lives in exactly one of them. With one map (the common
- * case up to 16.7M keys) every operation is a single lookup.
+ * Entries live in a `KeyTable` (see there for why not a `Map`). One table
+ * holds at most `maxTableEntries` (2^26); past that, the index spills into
+ * further tables and a key lives in exactly one of them. With one table (the
+ * common case) every operation is a single lookup.
  *
  * Every method is synchronous: callers make a whole operation one step that no
  * other fiber can interleave with (see `docs/design.md`).
  */
 import { DeadlineHeap } from "../ttl/DeadlineHeap.ts"
 import type { Value } from "../Value.ts"
+import { KeyTable, maxTableEntries } from "./KeyTable.ts"
 
 type Entry = Value | number
 
-/** V8's limit on the entries of one `Map`. */
-export const maxMapEntries = 2 ** 24
-
 export class StoreIndex {
   private heap = new DeadlineHeap()
-  private shards: Array<Map<string, Entry>>
+  private shards: Array<KeyTable<Entry>>
   private readonly shardCapacity: number
 
-  constructor(shardCapacity: number = maxMapEntries) {
+  constructor(shardCapacity: number = maxTableEntries) {
     this.shardCapacity = shardCapacity
-    this.shards = [new Map()]
+    this.shards = [new KeyTable()]
   }
 
   /** The deadline-ordered structure the reaper works from. */
@@ -67,8 +66,8 @@ export class StoreIndex {
   /** Stores `value` under `key`; `deadline` is `Infinity` for a key kept until deleted. */
   set(key: string, value: Value, deadline: number): void {
     const shards = this.shards
-    // No key has a TTL and all fit in one map: whatever `key` maps to now is
-    // a plain value, so one `Map.set` does it (the common case, and replay's).
+    // No key has a TTL and all fit in one table: whatever `key` maps to now is
+    // a plain value, so one `set` does it (the common case, and replay's).
     if (deadline === Infinity && this.heap.size === 0 && shards.length === 1 && shards[0].size < this.shardCapacity) {
       shards[0].set(key, value)
       return
@@ -98,9 +97,8 @@ export class StoreIndex {
     const shards = this.shards
     for (let i = 0; i < shards.length; i++) {
       const shard = shards[i]
-      const entry = shard.get(key)
+      const entry = shard.delete(key)
       if (entry === undefined) continue
-      shard.delete(key)
       if (typeof entry !== "number") return true
       const live = this.deadlines.deadline(entry) > now
       this.deadlines.remove(entry)
@@ -124,7 +122,7 @@ export class StoreIndex {
       const slot = heap.peekSlot()
       const key = heap.key(slot)
       const deadline = heap.deadline(slot)
-      this.shardOf(key)!.delete(key)
+      this.removeStored(key)
       heap.remove(slot)
       reclaimed++
       if (onReclaim !== undefined) onReclaim(key, deadline)
@@ -133,35 +131,39 @@ export class StoreIndex {
   }
 
   clear(): void {
-    this.shards = [new Map()]
+    this.shards = [new KeyTable()]
     this.heap = new DeadlineHeap()
   }
 
-  /** Live entries at `now`, in insertion order (per map). */
+  /**
+   * Live entries at `now`, in insertion order (per table). Like a `Map`
+   * iterator, it may be resumed after the index changed: it then gives every
+   * entry present at its start and not removed since, once.
+   */
   *liveEntries(now: () => number): Generator<readonly [string, Value]> {
-    for (const shard of this.shards) {
-      for (const [key, entry] of shard) {
-        if (typeof entry !== "number") yield [key, entry]
-        else if (this.deadlines.deadline(entry) > now()) yield [key, this.deadlines.value(entry)]
-      }
+    for (const [key, value, deadline] of this.storedEntries()) {
+      if (deadline === Infinity || deadline > now()) yield [key, value]
     }
   }
 
-  /** Live keys at `now`, in insertion order (per map). */
+  /** Live keys at `now`, in insertion order (per table). */
   *liveKeys(now: () => number): Generator<string> {
-    for (const shard of this.shards) {
-      for (const [key, entry] of shard) {
-        if (typeof entry !== "number" || this.deadlines.deadline(entry) > now()) yield key
-      }
+    for (const [key, , deadline] of this.storedEntries()) {
+      if (deadline === Infinity || deadline > now()) yield key
     }
   }
 
   /** Every stored entry with its deadline (`Infinity` without TTL), expired or not. */
   *storedEntries(): Generator<readonly [key: string, value: Value, deadline: number]> {
-    for (const shard of this.shards) {
-      for (const [key, entry] of shard) {
-        if (typeof entry !== "number") yield [key, entry, Infinity]
-        else yield [key, this.deadlines.value(entry), this.deadlines.deadline(entry)]
+    // After a `clear`, a walk begun before it goes on over the old contents.
+    const shards = this.shards
+    const heap = this.heap
+    for (let i = 0; i < shards.length; i++) {
+      const cursor = shards[i].cursor()
+      for (let at = cursor.next(); at >= 0; at = cursor.next()) {
+        const entry = cursor.value(at)
+        if (typeof entry !== "number") yield [cursor.key(at), entry, Infinity]
+        else yield [cursor.key(at), heap.value(entry), heap.deadline(entry)]
       }
     }
   }
@@ -177,9 +179,8 @@ export class StoreIndex {
     return undefined
   }
 
-  private shardOf(key: string): Map<string, Entry> | undefined {
-    for (const shard of this.shards) if (shard.has(key)) return shard
-    return undefined
+  private removeStored(key: string): void {
+    for (const shard of this.shards) if (shard.delete(key) !== undefined) return
   }
 
   private insertNew(key: string, entry: Entry): void {
@@ -189,6 +190,8 @@ export class StoreIndex {
         return
       }
     }
-    this.shards.push(new Map([[key, entry]]))
+    const shard = new KeyTable<Entry>()
+    shard.set(key, entry)
+    this.shards.push(shard)
   }
 }
