@@ -13,6 +13,8 @@ type Op =
   | { readonly _tag: "set"; readonly key: string; readonly value: number }
   | { readonly _tag: "delete"; readonly key: string }
   | { readonly _tag: "step" }
+  | { readonly _tag: "reserve"; readonly entries: number }
+  | { readonly _tag: "trim" }
 
 /** Few distinct keys, so sets overwrite and deletes hit; short and long, ASCII and not. */
 const keyArb = fc.oneof(
@@ -23,8 +25,16 @@ const keyArb = fc.oneof(
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ _tag: fc.constant("set" as const), key: keyArb, value: fc.integer() }) },
   { weight: 4, arbitrary: fc.record({ _tag: fc.constant("delete" as const), key: keyArb }) },
-  { weight: 2, arbitrary: fc.constant({ _tag: "step" as const }) }
+  { weight: 2, arbitrary: fc.constant({ _tag: "step" as const }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("reserve" as const), entries: fc.nat(2000) }) },
+  { weight: 1, arbitrary: fc.constant({ _tag: "trim" as const }) }
 )
+
+/** Applies the ops that change nothing a caller can see: cursor steps are the test's business. */
+const applyHidden = (table: KeyTable<number>, op: Op): void => {
+  if (op._tag === "reserve") table.reserve(op.entries)
+  else if (op._tag === "trim") table.trim()
+}
 
 const contents = <V>(table: KeyTable<V>): Array<[string, V]> => {
   const out: Array<[string, V]> = []
@@ -45,7 +55,7 @@ const stepIterator = <V>(iterator: Iterator<[string, V]>): [string, V] | undefin
 }
 
 describe("KeyTable", () => {
-  it("after any sets and deletes it holds exactly a Map's entries, in the Map's order", () => {
+  it("after any sets, deletes, reserves and trims it holds exactly a Map's entries, in the Map's order", () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 600, size: "max" }), (ops) => {
         const table = new KeyTable<number>()
@@ -57,6 +67,8 @@ describe("KeyTable", () => {
           } else if (op._tag === "delete") {
             assert.strictEqual(table.delete(op.key), map.get(op.key))
             map.delete(op.key)
+          } else {
+            applyHidden(table, op)
           }
           assert.strictEqual(table.size, map.size)
         }
@@ -96,6 +108,8 @@ describe("KeyTable", () => {
               table.delete(op.key)
               map.delete(op.key)
               if (!ended && table.squeezes > squeezes) squeezed = true
+            } else if (op._tag !== "step") {
+              applyHidden(table, op)
             } else if (!ended) {
               const expected = stepIterator(iterator)
               assert.deepStrictEqual(stepCursor(cursor), expected)

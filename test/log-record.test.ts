@@ -294,6 +294,26 @@ describe("round trip", () => {
     )
   })
 
+  it("keys and values of every length around the short-string decoder's limit decode exactly, ASCII or not", () => {
+    // Short ASCII strings take a decoder of their own (LogScanner's `shortAscii`).
+    const ops: Array<Op> = []
+    for (let length = 0; length <= 20; length++) {
+      const ascii = Array.from({ length }, (_, i) => String.fromCharCode((length * 31 + i * 7) % 128)).join("")
+      ops.push(put(ascii, ascii), del(ascii))
+      for (let at = 0; at < length; at++) {
+        // One character past ASCII at each position: é (2 bytes), € (3), 😀 (4).
+        for (const wide of ["é", "€", "😀"]) {
+          const mixed = ascii.slice(0, at) + wide + ascii.slice(at + 1)
+          ops.push(put(mixed, mixed), del(mixed))
+        }
+      }
+    }
+    const { bytes } = encodeLog(ops)
+    const { result, ops: scanned } = scanAll(bytes, headerLength)
+    expect(result).toEqual({ _tag: "Done", offset: bytes.length, records: ops.length })
+    expect(scanned).toEqual(ops)
+  })
+
   it("a scan split at any byte continues where it stopped", () => {
     fc.assert(
       fc.property(opsArb, fc.nat(), (ops, split) => {

@@ -128,6 +128,21 @@ export class KeyTable<V> {
     return value
   }
 
+  /**
+   * Makes room in the index for `entries` entries without growing (replay
+   * calls it with its estimate: each doubling re-places every slot).
+   */
+  reserve(entries: number): void {
+    const capacity = capacityFor(Math.min(entries, maxTableEntries))
+    if (capacity > this.mask + 1) this.rebuildIndex(capacity)
+  }
+
+  /** Gives back index memory a `reserve` made beyond what the entries need. */
+  trim(): void {
+    const capacity = capacityFor(this.live)
+    if (capacity < this.mask + 1) this.rebuildIndex(capacity)
+  }
+
   /** A cursor over the entries, in insertion order; see the module comment. */
   cursor(): KeyTableCursor<V> {
     return new KeyTableCursor(this, this.generation)
@@ -188,23 +203,9 @@ export class KeyTable<V> {
     slots[2 * hole + 1] = 0
   }
 
-  /** Doubles the index, re-placing slots by their stored hashes. */
+  /** Doubles the index. */
   private grow(): void {
-    const old = this.slots
-    const capacity = 2 * (this.mask + 1)
-    const mask = capacity - 1
-    const slots = new Int32Array(2 * capacity)
-    for (let i = 0; i < old.length; i += 2) {
-      const stored = old[i]
-      if (stored === 0) continue
-      const hash = old[i + 1]
-      let slot = hash & mask
-      while (slots[2 * slot] !== 0) slot = (slot + 1) & mask
-      slots[2 * slot] = stored
-      slots[2 * slot + 1] = hash
-    }
-    this.slots = slots
-    this.mask = mask
+    this.rebuildIndex(2 * (this.mask + 1))
   }
 
   /** Squeezes the holes out of the dense arrays and starts a new generation. */
@@ -236,11 +237,10 @@ export class KeyTable<V> {
     ended.next = this.generation = new Generation()
     this.squeezeCount++
     // A table that shrank a lot gives back index memory too.
-    let capacity = this.mask + 1
-    while (capacity > minCapacity && this.live * 4 <= capacity) capacity /= 2
-    if (capacity !== this.mask + 1) this.rebuildIndex(capacity)
+    if (this.live * 4 <= this.mask + 1) this.trim()
   }
 
+  /** Moves the index to `capacity` slots, re-placing them by their stored hashes. */
   private rebuildIndex(capacity: number): void {
     const old = this.slots
     const mask = capacity - 1
@@ -304,6 +304,13 @@ export class KeyTableCursor<V> {
   value(entry: number): V {
     return this.table.valueAt(entry)
   }
+}
+
+/** The index capacity (a power of two) that holds `entries` at most 3/4 full. */
+const capacityFor = (entries: number): number => {
+  let capacity = minCapacity
+  while (entries * 4 > capacity * 3) capacity *= 2
+  return capacity
 }
 
 /** How many of the ascending `positions` are below `position`. */

@@ -63,6 +63,17 @@ export class StoreIndex {
     return deadline > now ? deadline : undefined
   }
 
+  /** Makes room for `entries` more keys (a hint: replay's estimate). */
+  reserve(entries: number): void {
+    const last = this.shards[this.shards.length - 1]
+    last.reserve(last.size + Math.min(entries, this.shardCapacity - last.size))
+  }
+
+  /** Gives back the room a `reserve` made beyond what the keys need. */
+  trim(): void {
+    for (const shard of this.shards) shard.trim()
+  }
+
   /** Stores `value` under `key`; `deadline` is `Infinity` for a key kept until deleted. */
   set(key: string, value: Value, deadline: number): void {
     const shards = this.shards

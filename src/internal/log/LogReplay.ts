@@ -88,6 +88,10 @@ export const replayFile = (
     if (read < wanted) end = position + filled + read
     filled += read
     const scan = scanRecords(chunk, 0, filled, visitor)
+    if (records === 0 && scan.records > 0 && visitor.expect !== undefined && position + filled < end) {
+      // The first chunk's records are a sample of the whole log's.
+      visitor.expect(Math.ceil((scan.records * (end - headerLength)) / scan.offset))
+    }
     records += scan.records
     const atEnd = position + filled === end
     if (scan._tag === "Done" && !atEnd) {

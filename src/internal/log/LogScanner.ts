@@ -32,6 +32,8 @@ import {
 export interface RecordVisitor {
   readonly put: (key: string, value: string | Uint8Array, deadline: number) => void
   readonly delete: (key: string) => void
+  /** Told once, early, about how many records the whole log likely holds. */
+  readonly expect?: (records: number) => void
 }
 
 /**
@@ -96,7 +98,7 @@ export const scanRecords = (buf: Buffer, start: number, end: number, visitor: Re
       if (keyByteLength > maxKeyBytes || keyByteLength > payloadEnd - at) {
         return corrupt(offset, records, `invalid key length ${keyByteLength}`)
       }
-      const key = buf.toString("utf8", at, at + keyByteLength)
+      const key = decodeUtf8(buf, at, at + keyByteLength)
       if (key.length > Limits.maxKeyLength) return corrupt(offset, records, `key longer than ${Limits.maxKeyLength}`)
       at += keyByteLength
       let value: string | Uint8Array
@@ -106,7 +108,7 @@ export const scanRecords = (buf: Buffer, start: number, end: number, visitor: Re
         value = new Uint8Array(buf.buffer, buf.byteOffset + at, payloadEnd - at).slice()
       } else {
         if (payloadEnd - at > maxValueBytes) return corrupt(offset, records, "value longer than the limit")
-        value = buf.toString("utf8", at, payloadEnd)
+        value = decodeUtf8(buf, at, payloadEnd)
         if (value.length > Limits.maxValueLength) return corrupt(offset, records, "value longer than the limit")
       }
       visitor.put(key, value, deadline)
@@ -117,7 +119,7 @@ export const scanRecords = (buf: Buffer, start: number, end: number, visitor: Re
       if (keyByteLength !== payloadEnd - at || keyByteLength > maxKeyBytes) {
         return corrupt(offset, records, `a delete whose key length ${keyByteLength} does not fill its payload`)
       }
-      const key = buf.toString("utf8", at, payloadEnd)
+      const key = decodeUtf8(buf, at, payloadEnd)
       if (key.length > Limits.maxKeyLength) return corrupt(offset, records, `key longer than ${Limits.maxKeyLength}`)
       visitor.delete(key)
     } else {
@@ -128,6 +130,79 @@ export const scanRecords = (buf: Buffer, start: number, end: number, visitor: Re
   }
   return { _tag: "Done", offset, records }
 }
+
+/**
+ * Decodes UTF-8 `buf[start, end)`. Replay decodes two strings a record, and
+ * for short ones the native decoder's call costs more than the decoding:
+ * short ASCII strings are built with `String.fromCharCode` instead, ~2×
+ * faster (keys are usually short ASCII). The rest goes to
+ * `Buffer.prototype.utf8Slice`, which is what `toString("utf8")` calls after
+ * checking its arguments (~20% of its time on short strings).
+ */
+const decodeUtf8 = (buf: Buffer, start: number, end: number): string => {
+  const length = end - start
+  if (length <= maxShortAscii) {
+    let bits = 0
+    for (let i = start; i < end; i++) bits |= buf[i]
+    if (bits < 0x80) return shortAscii(buf, start, length)
+  }
+  return utf8Slice(buf, start, end)
+}
+
+const maxShortAscii = 16
+const fromCharCode = String.fromCharCode
+
+/** The `length` (≤ `maxShortAscii`) ASCII bytes at `b[i]` as a string: one builtin call, no array. */
+const shortAscii = (b: Uint8Array, i: number, length: number): string => {
+  switch (length) {
+    case 0:
+      return ""
+    case 1:
+      return fromCharCode(b[i])
+    case 2:
+      return fromCharCode(b[i], b[i + 1])
+    case 3:
+      return fromCharCode(b[i], b[i + 1], b[i + 2])
+    case 4:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3])
+    case 5:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4])
+    case 6:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5])
+    case 7:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6])
+    case 8:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7])
+    case 9:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8])
+    case 10:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9])
+    case 11:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9], b[i + 10])
+    case 12:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9], b[i + 10], b[i + 11])
+    case 13:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9], b[i + 10], b[i + 11], b[i + 12])
+    case 14:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9], b[i + 10], b[i + 11], b[i + 12], b[i + 13])
+    case 15:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9], b[i + 10], b[i + 11], b[i + 12], b[i + 13], b[i + 14])
+    case 16:
+      return fromCharCode(b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7], b[i + 8], b[i + 9], b[i + 10], b[i + 11], b[i + 12], b[i + 13], b[i + 14], b[i + 15])
+    default:
+      throw new RangeError(`shortAscii: length ${length} > ${maxShortAscii}`)
+  }
+}
+
+interface Utf8Slicer {
+  readonly utf8Slice: (start: number, end: number) => string
+}
+
+/** Falls back to `toString` should Node ever drop `utf8Slice`. */
+const utf8Slice: (buf: Buffer, start: number, end: number) => string =
+  typeof (Buffer.prototype as Partial<Utf8Slicer>).utf8Slice === "function"
+    ? (buf, start, end) => (buf as unknown as Utf8Slicer).utf8Slice(start, end)
+    : (buf, start, end) => buf.toString("utf8", start, end)
 
 const corrupt = (offset: number, records: number, reason: string): ScanResult => ({
   _tag: "Corrupt",

@@ -110,7 +110,10 @@ const replayInto = (core: StoreCore): RecordVisitor => {
     },
     delete: (key) => {
       index.removeLive(key, now)
-    }
+    },
+    // Each doubling of the index re-places every key so far: make room at
+    // once. A log of many overwrites over-reserves; `trim` gives it back.
+    expect: (records) => index.reserve(records)
   }
 }
 
@@ -176,6 +179,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
         ops.datasync(fd)
       }
     })
+    core.index.trim()
     core.reaper.scheduled(core.index.deadlines.peekDeadline())
 
     const log = new LogFile(filePath, fd, end, replayed.records, ops)
