@@ -1,0 +1,71 @@
+/**
+ * Why the index is a `KeyTable` and not a `Map`: both in one process, on the
+ * same keys (`key${i}` → `value${i}`), each round into an empty table.
+ *
+ * - insert: every key fresh, in key order (what replay does);
+ * - get: one seeded random order, through other string objects with the same
+ *   contents (what a caller's `get` passes in), so no lookup reuses a string
+ *   whose hash V8 has already cached from an insert.
+ *
+ *   npm run bench:table                 # 1M and 10M keys, 5 rounds
+ *   npm run bench:table -- 100000 9     # keys, rounds
+ */
+import { KeyTable } from "../src/internal/index/KeyTable.ts"
+
+const sizes = process.argv[2] === undefined ? [1_000_000, 10_000_000] : [Number(process.argv[2])]
+const rounds = Number(process.argv[3] ?? 5)
+
+const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+
+/** A flat copy of `s`, a string object of its own. */
+const copyOf = (s: string) => Buffer.from(s, "latin1").toString("latin1")
+
+interface Table {
+  set(key: string, value: string): unknown
+  get(key: string): string | undefined
+}
+
+const subjects: ReadonlyArray<readonly [string, () => Table]> = [
+  ["Map", () => new Map<string, string>()],
+  ["KeyTable", () => new KeyTable<string>()]
+]
+
+console.log(`Node ${process.version}, median of ${rounds} rounds, µs per operation`)
+console.log("| keys | operation | Map | KeyTable | KeyTable ÷ Map |")
+console.log("|---:|---|---:|---:|---:|")
+for (const size of sizes) {
+  const keys: Array<string> = []
+  const values: Array<string> = []
+  for (let i = 0; i < size; i++) {
+    keys.push(copyOf(`key${i}`))
+    values.push(copyOf(`value${i}`))
+  }
+  const probes: Array<string> = []
+  let seed = 42
+  for (let i = 0; i < Math.min(size, 1_000_000); i++) {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
+    probes.push(copyOf(keys[seed % size]))
+  }
+  const insert = new Map<string, Array<number>>()
+  const get = new Map<string, Array<number>>()
+  let checksum = 0
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, make] of subjects) {
+      const table = make()
+      let started = performance.now()
+      for (let i = 0; i < size; i++) table.set(keys[i], values[i])
+      const insertMicros = ((performance.now() - started) * 1000) / size
+      started = performance.now()
+      for (let i = 0; i < probes.length; i++) checksum += table.get(probes[i])!.length
+      const getMicros = ((performance.now() - started) * 1000) / probes.length
+      insert.set(name, [...(insert.get(name) ?? []), insertMicros])
+      get.set(name, [...(get.get(name) ?? []), getMicros])
+    }
+  }
+  for (const [operation, times] of [["insert (fresh keys)", insert], ["get (random order)", get]] as const) {
+    const map = median(times.get("Map")!)
+    const table = median(times.get("KeyTable")!)
+    console.log(`| ${size.toLocaleString("en-US")} | ${operation} | ${map.toFixed(3)} | ${table.toFixed(3)} | ${(table / map).toFixed(2)}× |`)
+  }
+  if (checksum === 0) throw new Error("nothing was read")
+}
