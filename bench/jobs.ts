@@ -156,6 +156,12 @@ export interface CompactionRep {
   readonly durationMillis: number
   /** The store's own figure: the longest stretch writes waited for the compaction (0 when unfinished). */
   readonly longestPauseMillis: number
+  /**
+   * The longest V8 garbage collection that began while the compaction ran
+   * (0 if none): it stops every fiber, so a compaction step it lands in is
+   * that much longer.
+   */
+  readonly longestGcMillis: number
   readonly before: WriterPhase
   readonly during: WriterPhase
   /** Live keys after the compaction (must equal the job's `keys`). */
@@ -177,6 +183,7 @@ export interface CompactionResult {
   readonly median: CompactionRep
   /** The worst of the repetitions: longest store pause and longest put during the compaction. */
   readonly worstPauseMillis: number
+  readonly worstGcMillis: number
   readonly worstDuringMaxMicros: number
   readonly reps: ReadonlyArray<CompactionRep>
 }

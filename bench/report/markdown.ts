@@ -497,7 +497,9 @@ const compactionSection = (run: BenchRun): string => {
         ? `**did not finish** in ${(result.giveUpAfterMillis / 1000).toFixed(0)} s (interrupted)`
         : (m.durationMillis / 1000).toFixed(2),
       givenUp ? "—" : micros(m.longestPauseMillis),
-      givenUp ? "—" : micros(result.worstPauseMillis)
+      givenUp ? "—" : micros(result.worstPauseMillis),
+      micros(m.longestGcMillis),
+      micros(result.worstGcMillis)
     ])
     const row = (name: string, p: WriterPhase, vsBefore: string) => [
       column.label,
@@ -531,8 +533,12 @@ in another fiber while they go on (the **during** phase), and stops them once it
 
 - **records / bytes before → after**, **compaction s** and the **longest pause**: the store's own report
   (\`stats.log.lastCompaction\`); records before include what the writers added before the compaction began, and
-  records after the writes made during it. The pause is the longest time the store held writes back for the
-  compaction (the switch to the new file); the worst repetition is shown beside the median.
+  records after the writes made during it. The pause is the longest synchronous stretch of the compaction (a
+  walk or copy turn, or the switch to the new file), during which no writer runs; the worst repetition is shown
+  beside the median.
+- **longest GC**: the longest V8 garbage collection that began while the compaction ran (a \`PerformanceObserver\`
+  of \`gc\` entries in the bench process). A collection stops every fiber, so a compaction turn it lands in is
+  that much longer: a pause well above the turn's 2 ms beside a GC of about its size is the collector's.
 - **writers**, measured from the outside: the latency of every put *sent* in the phase (p50, p99, max) and the
   puts *acknowledged* in it per second. The compaction's walk runs on the same thread as the writers, so it
   shows here even where the store holds nothing back.
@@ -548,7 +554,20 @@ in another fiber while they go on (the **during** phase), and stops them once it
   }
 
 ${
-    table(["subject", "reps", "records before → after", "bytes before → after", "compaction s", "longest pause ms", "worst pause ms"], summary)
+    table(
+      [
+        "subject",
+        "reps",
+        "records before → after",
+        "bytes before → after",
+        "compaction s",
+        "longest pause ms",
+        "worst pause ms",
+        "longest GC ms",
+        "worst GC ms"
+      ],
+      summary
+    )
   }
 
 ${table(["subject", "phase", "writes/s", "÷ before", "p50 µs", "p99 µs", "max ms"], writers, 2)}`

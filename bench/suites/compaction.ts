@@ -22,6 +22,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { PerformanceObserver } from "node:perf_hooks"
 import { makeKeys } from "../dataset.ts"
 import type { CompactionJob, CompactionRep, CompactionResult, WriterPhase } from "../jobs.ts"
 import { median, percentileOfSorted } from "../stats.ts"
@@ -80,6 +81,11 @@ export const runCompactionJob = async (job: CompactionJob, subject: CompactionSu
   for (let rep = 1; rep <= job.reps; rep++) {
     const logPath = path.join(job.workDir, `rep${rep}.log`)
     fs.copyFileSync(prepared, logPath)
+    const collections: Array<{ readonly start: number; readonly millis: number }> = []
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) collections.push({ start: entry.startTime, millis: entry.duration })
+    })
+    gcObserver.observe({ entryTypes: ["gc"] })
     const run = await subject.measure(logPath, {
       keys,
       value,
@@ -88,6 +94,13 @@ export const runCompactionJob = async (job: CompactionJob, subject: CompactionSu
       beforeMillis: job.beforeMillis,
       giveUpAfterMillis: job.giveUpAfterMillis
     })
+    // GC entries arrive on a later turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve))
+    gcObserver.disconnect()
+    const longestGcMillis = Math.max(
+      0,
+      ...collections.filter((gc) => gc.start >= run.compactStart && gc.start < run.compactEnd).map((gc) => gc.millis)
+    )
     fs.rmSync(logPath, { force: true })
     if (run.liveKeys !== job.keys) {
       throw new Error(`${subject.id} holds ${run.liveKeys} keys after compacting, expected ${job.keys}`)
@@ -102,6 +115,7 @@ export const runCompactionJob = async (job: CompactionJob, subject: CompactionSu
         durationMillis: run.compactEnd - run.compactStart,
         longestPauseMillis: 0
       }),
+      longestGcMillis,
       before: phase(run, run.baselineStart, run.compactStart),
       during: phase(run, run.compactStart, run.compactEnd),
       liveKeys: run.liveKeys
@@ -111,7 +125,7 @@ export const runCompactionJob = async (job: CompactionJob, subject: CompactionSu
       `rep ${rep}/${job.reps}: ${
         measured.finished
           ? `${measured.recordsBefore} → ${measured.recordsAfter} records in ${fmt(measured.durationMillis)} ms, ` +
-            `longest pause ${fmt(measured.longestPauseMillis)} ms`
+            `longest pause ${fmt(measured.longestPauseMillis)} ms (longest GC meanwhile ${fmt(longestGcMillis)} ms)`
           : `NOT FINISHED after ${fmt(measured.durationMillis)} ms (interrupted); the log grew from ${measured.recordsBefore} ` +
             `to ${measured.recordsAfter} records meanwhile`
       }; ${describePhase("before:", measured.before)}; ${describePhase("during:", measured.during)}`
@@ -127,6 +141,7 @@ export const runCompactionJob = async (job: CompactionJob, subject: CompactionSu
     "bytesAfter",
     "durationMillis",
     "longestPauseMillis",
+    "longestGcMillis",
     "liveKeys"
   ])
   return {
@@ -142,6 +157,7 @@ export const runCompactionJob = async (job: CompactionJob, subject: CompactionSu
       during: medianOf(reps.map((r) => r.during), phaseFields)
     },
     worstPauseMillis: Math.max(...reps.map((r) => r.longestPauseMillis)),
+    worstGcMillis: Math.max(...reps.map((r) => r.longestGcMillis)),
     worstDuringMaxMicros: Math.max(...reps.map((r) => r.during.maxMicros)),
     reps
   }

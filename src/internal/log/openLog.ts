@@ -210,8 +210,21 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     let committer: Pick<Committer, "put" | "delete">
     let drain: Effect.Effect<void> = Effect.void
     let rejectQueued: (error: StorageError) => void = () => {}
+    let writesWaiting: () => boolean = () => false
     if (policy === "always") {
-      const groupCommit = yield* startGroupCommit(core, log, logMutex, afterWrite)
+      let batches = 0
+      let batchesSeen = 0
+      const groupCommit = yield* startGroupCommit(core, log, logMutex, () => {
+        batches++
+        afterWrite()
+      })
+      // Writes queued now, or a batch committed since the last look: its
+      // writers are about to queue their next writes.
+      writesWaiting = () => {
+        const active = groupCommit.queued() > 0 || batches !== batchesSeen
+        batchesSeen = batches
+        return active
+      }
       drain = groupCommit.drain
       rejectQueued = groupCommit.rejectQueued
       committer = {
@@ -227,7 +240,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
       committer = { put: appender.put, delete: appender.delete }
     }
 
-    const compactor = makeCompactor(core, log, { logMutex, maintenance, flushBuffered })
+    const compactor = makeCompactor(core, log, { logMutex, maintenance, flushBuffered, writesWaiting })
     if (auto) {
       // A request made before the daemon first waits is kept, not lost.
       let pending = false
