@@ -3,7 +3,7 @@
  * `layerMemory`; then the extras every store user expects (`has`, `size`,
  * `keys`, `entries`, `timeToLive`, `clear`, `stats`, `writeStatus`,
  * `compact`); the README's usage example; and the index's spill past one
- * `Map`.
+ * table.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
@@ -506,7 +506,7 @@ describe("the README's usage example", () => {
 // The index past one Map
 // =============================================================================
 
-describe("the index spills past one Map's capacity (makeMemory with shardCapacity 4)", () => {
+describe("the index spills past one table's capacity (makeMemory with shardCapacity 4)", () => {
   /** Asserts that the store holds exactly `expected`, by every read it offers. */
   const assertHolds = (store: Store, expected: ReadonlyMap<string, KeyValueStore.Value>) =>
     Effect.gen(function*() {
@@ -519,7 +519,7 @@ describe("the index spills past one Map's capacity (makeMemory with shardCapacit
       for (const [key, value] of expected) assert.strictEqual(yield* store.get(key), value)
     })
 
-  it.effect("get, put, overwrite, delete, keys and size agree across maps", () =>
+  it.effect("get, put, overwrite, delete, keys and size agree across tables", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory({ shardCapacity: 4 })
       const expected = new Map<string, string>()
@@ -527,18 +527,18 @@ describe("the index spills past one Map's capacity (makeMemory with shardCapacit
         Effect.tap(store.put(key, value), () => Effect.sync(() => expected.set(key, value)))
       const del = (key: string) => Effect.tap(store.delete(key), () => Effect.sync(() => expected.delete(key)))
 
-      // Three maps: k0..k3, k4..k7, k8..k9.
+      // Three tables: k0..k3, k4..k7, k8..k9.
       for (let i = 0; i < 10; i++) yield* put(`k${i}`, `v${i}`)
       yield* assertHolds(store, expected)
       assert.strictEqual((yield* store.stats).storedEntries, 10)
 
-      // A free place in the first map must not make an overwrite in the last one a second entry.
+      // A free place in the first table must not make an overwrite in the last one a second entry.
       yield* del("k1")
       yield* put("k9", "v9 overwritten")
       yield* put("k5", "v5 overwritten")
       yield* assertHolds(store, expected)
 
-      // A new key fills the free place; deletes reach every map.
+      // A new key fills the free place; deletes reach every table.
       yield* put("k10", "v10")
       yield* del("k6")
       yield* del("k8")
@@ -548,16 +548,16 @@ describe("the index spills past one Map's capacity (makeMemory with shardCapacit
       assert.strictEqual((yield* store.stats).storedEntries, expected.size)
     }))
 
-  it.effect("TTLs expire, are overwritten, cleared and reclaimed across maps", () =>
+  it.effect("TTLs expire, are overwritten, cleared and reclaimed across tables", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory({ shardCapacity: 4 })
       for (let i = 0; i < 10; i++) yield* store.put(`k${i}`, `v${i}`)
-      yield* store.put("k9", "v9 for 10 ms", { duration: 10 }) // last map: no TTL → TTL
-      yield* store.put("k5", "v5 for 20 ms", { duration: 20 }) // middle map
+      yield* store.put("k9", "v9 for 10 ms", { duration: 10 }) // last table: no TTL → TTL
+      yield* store.put("k5", "v5 for 20 ms", { duration: 20 }) // middle table
       yield* store.put("k4", "v4 for 5 ms", { duration: 5 })
-      yield* store.put("k4", "v4 forever") // TTL cleared in the middle map
-      yield* store.put("k10", "v10 for 30 ms", { duration: 30 }) // a fourth map
-      yield* store.put("k0", "v0 for 10 ms", { duration: 10 }) // first map
+      yield* store.put("k4", "v4 forever") // TTL cleared in the middle table
+      yield* store.put("k10", "v10 for 30 ms", { duration: 30 }) // a fourth table
+      yield* store.put("k0", "v0 for 10 ms", { duration: 10 }) // first table
       assert.deepStrictEqual(yield* store.stats, { storedEntries: 11, entriesWithDeadline: 4, reclaimed: 0 })
 
       yield* TestClock.adjust(10)
@@ -577,7 +577,7 @@ describe("the index spills past one Map's capacity (makeMemory with shardCapacit
       yield* assertHolds(store, expected)
       assert.deepStrictEqual(yield* store.stats, { storedEntries: 7, entriesWithDeadline: 0, reclaimed: 4 })
 
-      // Reclaimed keys can come back, into whichever map has room.
+      // Reclaimed keys can come back, into whichever table has room.
       yield* store.put("k9", "back", { duration: 10 })
       yield* store.put("k0", "back")
       expected.set("k9", "back").set("k0", "back")

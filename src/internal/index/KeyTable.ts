@@ -41,8 +41,11 @@ class Generation {
   removed: Int32Array | undefined = undefined
 }
 
-/** Entries a table holds at most (its dense arrays stay far below V8's array limit). */
-export const maxTableEntries = 2 ** 26
+/**
+ * Entries a table holds at most: its dense array holds two elements an entry
+ * and grows by half again, and V8's fast arrays end near 2^27 elements.
+ */
+export const maxTableEntries = 2 ** 25
 
 const minCapacity = 8
 
@@ -337,7 +340,9 @@ const k1 = seed[1]
  * HalfSipHash-1-3 of the key's UTF-16 code units, two per 32-bit word, keyed
  * by the per-process seed. One compression round per word and three to
  * finish: the Linux kernel's choice (`hsiphash`) for hash tables that
- * untrusted input fills.
+ * untrusted input fills. The round is written out twice, for the words and
+ * for the finish: one loop over both, branching on which it is in, measured
+ * 37 ns a 10-character key against 30 here, on every get and put.
  */
 export const hashKey = (key: string): number => {
   let v0 = k0

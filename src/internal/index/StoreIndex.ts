@@ -7,7 +7,7 @@
  * never mistaken for one.
  *
  * Entries live in a `KeyTable` (see there for why not a `Map`). One table
- * holds at most `maxTableEntries` (2^26); past that, the index spills into
+ * holds at most `maxTableEntries` (2^25); past that, the index spills into
  * further tables and a key lives in exactly one of them. With one table (the
  * common case) every operation is a single lookup.
  *
@@ -16,7 +16,7 @@
  */
 import { DeadlineHeap } from "../ttl/DeadlineHeap.ts"
 import type { Value } from "../Value.ts"
-import { KeyTable, maxTableEntries } from "./KeyTable.ts"
+import { KeyTable, type KeyTableCursor, maxTableEntries } from "./KeyTable.ts"
 
 type Entry = Value | number
 
@@ -152,31 +152,28 @@ export class StoreIndex {
    * entry present at its start and not removed since, once.
    */
   *liveEntries(now: () => number): Generator<readonly [string, Value]> {
-    for (const [key, value, deadline] of this.storedEntries()) {
-      if (deadline === Infinity || deadline > now()) yield [key, value]
+    const cursor = this.storedCursor()
+    while (cursor.next()) {
+      if (cursor.deadline === Infinity || cursor.deadline > now()) yield [cursor.key, cursor.value]
     }
   }
 
   /** Live keys at `now`, in insertion order (per table). */
   *liveKeys(now: () => number): Generator<string> {
-    for (const [key, , deadline] of this.storedEntries()) {
-      if (deadline === Infinity || deadline > now()) yield key
+    const cursor = this.storedCursor()
+    while (cursor.next()) {
+      if (cursor.deadline === Infinity || cursor.deadline > now()) yield cursor.key
     }
   }
 
-  /** Every stored entry with its deadline (`Infinity` without TTL), expired or not. */
-  *storedEntries(): Generator<readonly [key: string, value: Value, deadline: number]> {
-    // After a `clear`, a walk begun before it goes on over the old contents.
-    const shards = this.shards
-    const heap = this.heap
-    for (let i = 0; i < shards.length; i++) {
-      const cursor = shards[i].cursor()
-      for (let at = cursor.next(); at >= 0; at = cursor.next()) {
-        const entry = cursor.value(at)
-        if (typeof entry !== "number") yield [cursor.key(at), entry, Infinity]
-        else yield [cursor.key(at), heap.value(entry), heap.deadline(entry)]
-      }
-    }
+  /**
+   * Every stored entry with its deadline, expired or not, with `liveEntries`'
+   * guarantees across changes, and no object per entry (compaction walks
+   * millions of them while writers run, and garbage costs them pauses).
+   * After a `clear`, a walk begun before it goes on over the old contents.
+   */
+  storedCursor(): StoredEntryCursor {
+    return new StoredEntryCursor(this.shards, this.heap)
   }
 
   private find(key: string): Entry | undefined {
@@ -204,5 +201,51 @@ export class StoreIndex {
     const shard = new KeyTable<Entry>()
     shard.set(key, entry)
     this.shards.push(shard)
+  }
+}
+
+/**
+ * A walk over a `StoreIndex`'s stored entries: after `next()` returns true,
+ * `key`, `value` and `deadline` (`Infinity` without TTL) describe the entry
+ * reached, until the next call.
+ */
+export class StoredEntryCursor {
+  key = ""
+  value: Value = ""
+  deadline = Infinity
+  private readonly shards: ReadonlyArray<KeyTable<Entry>>
+  private readonly heap: DeadlineHeap
+  private shard = 0
+  private cursor: KeyTableCursor<Entry> | undefined = undefined
+
+  constructor(shards: ReadonlyArray<KeyTable<Entry>>, heap: DeadlineHeap) {
+    this.shards = shards
+    this.heap = heap
+  }
+
+  next(): boolean {
+    for (;;) {
+      if (this.cursor === undefined) {
+        // A table added by a spill since the walk began is walked too.
+        if (this.shard >= this.shards.length) return false
+        this.cursor = this.shards[this.shard].cursor()
+      }
+      const at = this.cursor.next()
+      if (at < 0) {
+        this.cursor = undefined
+        this.shard++
+        continue
+      }
+      const entry = this.cursor.value(at)
+      this.key = this.cursor.key(at)
+      if (typeof entry !== "number") {
+        this.value = entry
+        this.deadline = Infinity
+      } else {
+        this.value = this.heap.value(entry)
+        this.deadline = this.heap.deadline(entry)
+      }
+      return true
+    }
   }
 }
