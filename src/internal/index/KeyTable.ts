@@ -213,7 +213,7 @@ export class KeyTable<V> {
     this.rebuildIndex(2 * (this.mask + 1))
   }
 
-  /** Squeezes the holes out of the dense arrays and starts a new generation. */
+  /** Squeezes the holes out of the dense array and starts a new generation. */
   private squeeze(): void {
     const entries = this.entries
     const length = entries.length >> 1
