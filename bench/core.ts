@@ -9,29 +9,18 @@
  */
 import * as Effect from "effect/Effect"
 import { KeyValueStore } from "../src/index.ts"
+import { makeKeys, makeValues, randomReadOrder } from "./dataset.ts"
+import { median } from "./stats.ts"
 
 const keyCount = Number(process.argv[2] ?? 1_000_000)
 const rounds = Number(process.argv[3] ?? 7)
 
-const keys: Array<string> = []
-const values: Array<string> = []
-for (let i = 0; i < keyCount; i++) {
-  keys.push(`key${i}`)
-  values.push(`value${i}`)
-}
+const keys = makeKeys(0, keyCount)
+const values = makeValues(0, keyCount, "short")
 // A seeded shuffle, so every run reads in the same order.
-const readOrder = Uint32Array.from({ length: keyCount }, (_, i) => i)
-let seed = 42
-for (let i = keyCount - 1; i > 0; i--) {
-  seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
-  const j = seed % (i + 1)
-  const swap = readOrder[i]
-  readOrder[i] = readOrder[j]
-  readOrder[j] = swap
-}
+const readOrder = randomReadOrder(keyCount, keyCount)
 
 const microsPerOp = (started: number) => ((performance.now() - started) * 1000) / keyCount
-const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 const program = Effect.gen(function*() {
   const store = yield* KeyValueStore.KeyValueStore

@@ -5,6 +5,8 @@
  * subject at a size sees the same order.
  */
 
+import { seededRandom } from "../test/support/seededRandom.ts"
+
 /** Which values a run stores. */
 export type ValueShape = "short" | "100b"
 
@@ -37,18 +39,6 @@ export const makeValues = (from: number, to: number, shape: ValueShape): Array<s
   const values: Array<string> = []
   for (let i = from; i < to; i++) values.push(valueOf(i, shape))
   return values
-}
-
-/** A small fast PRNG (mulberry32): deterministic, so runs are comparable. */
-export const seededRandom = (seed: number): (() => number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** `count` indices drawn uniformly from `[0, keyCount)`: a random read order (a permutation when `count = keyCount`). */

@@ -4,6 +4,7 @@
  * stdout prefixed with `resultPrefix`. Everything else a child prints goes
  * to stderr, as progress.
  */
+import type { CompactionReport } from "../src/KeyValueStore.ts"
 import type { ValueShape } from "./dataset.ts"
 
 /** The line prefix that marks a child's result on stdout. */
@@ -143,19 +144,14 @@ export interface WriterPhase {
   readonly writes: number
 }
 
-/** One compaction, measured from inside (the store's report) and outside (the writers). */
-export interface CompactionRep {
+/**
+ * One compaction, measured from inside (the store's report) and outside (the
+ * writers). Unfinished, the report's fields describe the old log when it was
+ * given up, the duration runs until then, and the pause is 0.
+ */
+export interface CompactionRep extends CompactionReport {
   /** Whether `compact` returned before the job's `giveUpAfterMillis` (otherwise it was interrupted). */
   readonly finished: boolean
-  readonly recordsBefore: number
-  /** Finished: the new log's records and bytes. Unfinished: the old log's, when it was given up. */
-  readonly recordsAfter: number
-  readonly bytesBefore: number
-  readonly bytesAfter: number
-  /** Until `compact` returned, or was given up. */
-  readonly durationMillis: number
-  /** The store's own figure: the longest stretch writes waited for the compaction (0 when unfinished). */
-  readonly longestPauseMillis: number
   /**
    * The longest V8 garbage collection that began while the compaction ran
    * (0 if none): it stops every fiber, so a compaction step it lands in is

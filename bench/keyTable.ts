@@ -11,11 +11,12 @@
  *   npm run bench:table -- 100000 9     # keys, rounds
  */
 import { KeyTable } from "../src/internal/index/KeyTable.ts"
+import { makeKeys, makeValues, randomReadOrder } from "./dataset.ts"
+import { median } from "./stats.ts"
 
 const sizes = process.argv[2] === undefined ? [1_000_000, 10_000_000] : [Number(process.argv[2])]
 const rounds = Number(process.argv[3] ?? 5)
 
-const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 /** A flat copy of `s`, a string object of its own. */
 const copyOf = (s: string) => Buffer.from(s, "latin1").toString("latin1")
@@ -34,18 +35,9 @@ console.log(`Node ${process.version}, median of ${rounds} rounds, µs per operat
 console.log("| keys | operation | Map | KeyTable | KeyTable ÷ Map |")
 console.log("|---:|---|---:|---:|---:|")
 for (const size of sizes) {
-  const keys: Array<string> = []
-  const values: Array<string> = []
-  for (let i = 0; i < size; i++) {
-    keys.push(copyOf(`key${i}`))
-    values.push(copyOf(`value${i}`))
-  }
-  const probes: Array<string> = []
-  let seed = 42
-  for (let i = 0; i < Math.min(size, 1_000_000); i++) {
-    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
-    probes.push(copyOf(keys[seed % size]))
-  }
+  const keys = makeKeys(0, size)
+  const values = makeValues(0, size, "short")
+  const probes = Array.from(randomReadOrder(size, Math.min(size, 1_000_000)), (i) => copyOf(keys[i]!))
   const insert = new Map<string, Array<number>>()
   const get = new Map<string, Array<number>>()
   let checksum = 0

@@ -75,6 +75,20 @@ const ttlCacheStore = (cache: TtlCacheLike): OpenStore => ({
   }
 })
 
+/** The same cache under expiry observation; `stop` ends whatever timers it runs. */
+const ttlCacheExpiryStore = (cache: TtlCacheLike, stop: () => void = () => {}): ExpiryStore => ({
+  put: (key, value, ttl) => {
+    cache.set(key, value, { ttl })
+    return Promise.resolve()
+  },
+  get: (key) => Promise.resolve(cache.get(key)),
+  close: () => {
+    stop()
+    cache.clear()
+    return Promise.resolve()
+  }
+})
+
 /** `lru-cache` bounded to the run's key count, so nothing is evicted. */
 export const lruCache: BenchSubject = {
   id: "lru-cache",
@@ -190,18 +204,7 @@ export const ttlCacheExpiry: ExpirySubject = {
         if (reason === "stale") onReclaim(key)
       }
     })
-    return Promise.resolve<ExpiryStore>({
-      put: (key, value, ttl) => {
-        cache.set(key, value, { ttl })
-        return Promise.resolve()
-      },
-      get: (key) => Promise.resolve(cache.get(key)),
-      close: () => {
-        cache.cancelTimers()
-        cache.clear()
-        return Promise.resolve()
-      }
-    })
+    return Promise.resolve(ttlCacheExpiryStore(cache, () => cache.cancelTimers()))
   }
 }
 
@@ -222,16 +225,6 @@ export const lruCacheExpiry: ExpirySubject = {
         if (reason === "expire") onReclaim(key)
       }
     })
-    return Promise.resolve<ExpiryStore>({
-      put: (key, value, ttl) => {
-        cache.set(key, value, { ttl })
-        return Promise.resolve()
-      },
-      get: (key) => Promise.resolve(cache.get(key)),
-      close: () => {
-        cache.clear()
-        return Promise.resolve()
-      }
-    })
+    return Promise.resolve(ttlCacheExpiryStore(cache))
   }
 }

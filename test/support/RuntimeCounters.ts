@@ -60,17 +60,22 @@ export interface SleepCountingClock extends TestClock.TestClock {
   readonly sleepsStarted: () => number
 }
 
+/** `inner`, but with `sleep` in place of its own. */
+const withSleep = (inner: Clock.Clock, sleep: Clock.Clock["sleep"]): Clock.Clock => ({
+  currentTimeMillisUnsafe: () => inner.currentTimeMillisUnsafe(),
+  currentTimeMillis: inner.currentTimeMillis,
+  currentTimeNanosUnsafe: () => inner.currentTimeNanosUnsafe(),
+  currentTimeNanos: inner.currentTimeNanos,
+  monotonicTimeNanosUnsafe: () => inner.monotonicTimeNanosUnsafe(),
+  monotonicTimeNanos: inner.monotonicTimeNanos,
+  sleep
+})
+
 export const makeSleepCountingClock = (inner: TestClock.TestClock): SleepCountingClock => {
   const inFlight = new Set<{ readonly millis: number }>()
   let started = 0
   return {
-    currentTimeMillisUnsafe: () => inner.currentTimeMillisUnsafe(),
-    currentTimeMillis: inner.currentTimeMillis,
-    currentTimeNanosUnsafe: () => inner.currentTimeNanosUnsafe(),
-    currentTimeNanos: inner.currentTimeNanos,
-    monotonicTimeNanosUnsafe: () => inner.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: inner.monotonicTimeNanos,
-    sleep: (duration) =>
+    ...withSleep(inner, (duration) =>
       Effect.suspend(() => {
         const sleep = { millis: Duration.toMillis(duration) }
         inFlight.add(sleep)
@@ -81,7 +86,7 @@ export const makeSleepCountingClock = (inner: TestClock.TestClock): SleepCountin
           Effect.provideService(Metric.FiberRuntimeMetrics, undefined),
           Effect.ensuring(Effect.sync(() => inFlight.delete(sleep)))
         )
-      }),
+      })),
     adjust: (duration) => inner.adjust(duration),
     setTime: (timestamp) => inner.setTime(timestamp),
     withLive: (effect) => inner.withLive(effect),
@@ -91,15 +96,7 @@ export const makeSleepCountingClock = (inner: TestClock.TestClock): SleepCountin
   }
 }
 
-export const makeStalledClock = (inner: Clock.Clock): Clock.Clock => ({
-  currentTimeMillisUnsafe: () => inner.currentTimeMillisUnsafe(),
-  currentTimeMillis: inner.currentTimeMillis,
-  currentTimeNanosUnsafe: () => inner.currentTimeNanosUnsafe(),
-  currentTimeNanos: inner.currentTimeNanos,
-  monotonicTimeNanosUnsafe: () => inner.monotonicTimeNanosUnsafe(),
-  monotonicTimeNanos: inner.monotonicTimeNanos,
-  sleep: () => Effect.never
-})
+export const makeStalledClock = (inner: Clock.Clock): Clock.Clock => withSleep(inner, () => Effect.never)
 
 /**
  * Yields to the other fibers until `condition()` holds; dies if it still does

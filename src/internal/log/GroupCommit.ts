@@ -34,8 +34,11 @@ export interface GroupCommit {
   readonly submit: (key: string, stored: Value | undefined, deadline: number) => Effect.Effect<boolean, StorageError>
   /** Commits whatever is queued; for closing. Call holding `logMutex`. */
   readonly drain: Effect.Effect<void>
-  /** Writes waiting for the next batch. */
-  readonly queued: () => number
+  /**
+   * Whether writes are queued now or a batch was committed since the last
+   * call (its writers are about to queue their next writes).
+   */
+  readonly activeSinceLastAsked: () => boolean
   /** Fails every queued write with `error` (at close, once the writer no longer runs). */
   readonly rejectQueued: (error: StorageError) => void
 }
@@ -49,6 +52,8 @@ export const startGroupCommit = (
   Effect.gen(function*() {
     const encoder = new RecordEncoder()
     let queue: Array<QueuedWrite> = []
+    let batches = 0
+    let batchesSeen = 0
     let writerIdle: Deferred.Deferred<void> | undefined
 
     const commitBatch: Effect.Effect<void> = Effect.suspend(() => {
@@ -74,6 +79,7 @@ export const startGroupCommit = (
             : applyPut(core, write.key, write.stored, write.deadline)
           write.resume(applied ? succeedTrue : succeedFalse)
         }
+        batches++
         afterBatch()
       })
     })
@@ -110,7 +116,11 @@ export const startGroupCommit = (
           }
         }),
       drain: commitBatch,
-      queued: () => queue.length,
+      activeSinceLastAsked: () => {
+        const active = queue.length > 0 || batches !== batchesSeen
+        batchesSeen = batches
+        return active
+      },
       rejectQueued: (error) => {
         const rejected = queue
         queue = []

@@ -212,19 +212,8 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     let rejectQueued: (error: StorageError) => void = () => {}
     let writesWaiting: () => boolean = () => false
     if (policy === "always") {
-      let batches = 0
-      let batchesSeen = 0
-      const groupCommit = yield* startGroupCommit(core, log, logMutex, () => {
-        batches++
-        afterWrite()
-      })
-      // Writes queued now, or a batch committed since the last look: its
-      // writers are about to queue their next writes.
-      writesWaiting = () => {
-        const active = groupCommit.queued() > 0 || batches !== batchesSeen
-        batchesSeen = batches
-        return active
-      }
+      const groupCommit = yield* startGroupCommit(core, log, logMutex, afterWrite)
+      writesWaiting = groupCommit.activeSinceLastAsked
       drain = groupCommit.drain
       rejectQueued = groupCommit.rejectQueued
       committer = {
