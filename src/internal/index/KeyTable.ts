@@ -8,8 +8,8 @@
  * 32-bit hash beside each slot of its open-addressing index, so a probe
  * compares hashes in one typed array and touches a key string only when the
  * hashes match, and growth never touches the key strings at all. It inserts
- * fresh keys in half a `Map`'s time at 1M and 10M keys, and finds them as
- * fast (`npm run bench:table`; `docs/design.md` has the figures).
+ * fresh keys in half a `Map`'s time at 1M and 10M keys, and finds them about
+ * as fast (`npm run bench:table`; `docs/design.md` has the figures).
  *
  * Layout (the "compact dict" of CPython, and of V8's `OrderedHashMap`):
  * - `entries`: one dense array of the entries in insertion order, each key
