@@ -13,7 +13,7 @@ import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
 import * as fs from "node:fs"
 import { KeyValueStore } from "../src/index.ts"
-import { scanRecords } from "../src/internal/log/LogScanner.ts"
+import { scanRecords } from "../src/internal/log/format/LogScanner.ts"
 import {
   assertSameState,
   assertStorageError,

@@ -16,10 +16,10 @@ import {
   frameHeaderLength,
   headerLength,
   maxPayloadLength
-} from "../src/internal/log/LogFormat.ts"
-import { RecordEncoder } from "../src/internal/log/LogRecord.ts"
-import { type ReplayOptions, type ReplayResult, replayFile } from "../src/internal/log/LogReplay.ts"
-import { classifyTail, type RecordVisitor, type ScanResult, scanRecords } from "../src/internal/log/LogScanner.ts"
+} from "../src/internal/log/format/LogFormat.ts"
+import { RecordEncoder } from "../src/internal/log/format/LogRecord.ts"
+import { type ReplayOptions, type ReplayResult, replayFile } from "../src/internal/log/format/LogReplay.ts"
+import { classifyTail, type RecordVisitor, type ScanResult, scanRecords } from "../src/internal/log/format/LogScanner.ts"
 
 // =============================================================================
 // Helpers

@@ -26,7 +26,7 @@ import { runPromiseWriters } from "./writerLoop.ts"
 /** How the group-commit loop writes and syncs. */
 export type SyncFlavour = "sync" | "async" | "preallocated"
 
-/** The preallocation step, the same as kvlog's log (`src/internal/log/LogFile.ts`). */
+/** The preallocation step, the same as kvlog's log (`src/internal/log/file/LogFile.ts`). */
 export const preallocationBytes = 1024 * 1024
 
 let zeros: Buffer | undefined

@@ -14,7 +14,7 @@
  * Every method is synchronous: callers make a whole operation one step that no
  * other fiber can interleave with (see `docs/design.md`).
  */
-import { DeadlineHeap } from "../ttl/DeadlineHeap.ts"
+import { DeadlineHeap } from "./DeadlineHeap.ts"
 import type { Value } from "../Value.ts"
 import { KeyTable, type KeyTableCursor, maxTableEntries } from "./KeyTable.ts"
 

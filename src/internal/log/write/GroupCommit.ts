@@ -14,12 +14,12 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
-import type { StorageError } from "../errors.ts"
-import type { StoreCore } from "../store/makeStore.ts"
-import type { Value } from "../Value.ts"
-import { applyDelete, applyPut, succeedFalse, succeedTrue } from "./applyWrite.ts"
-import type { LogFile } from "./LogFile.ts"
-import { RecordEncoder } from "./LogRecord.ts"
+import type { StorageError } from "../../errors.ts"
+import type { StoreCore } from "../../store/makeStore.ts"
+import type { Value } from "../../Value.ts"
+import { applyDelete, applyPut, succeedFalse, succeedTrue } from "../../store/applyWrite.ts"
+import type { LogFile } from "../file/LogFile.ts"
+import { RecordEncoder } from "../format/LogRecord.ts"
 
 interface QueuedWrite {
   /** `undefined` for a delete. */

@@ -8,7 +8,7 @@
  * straight from the buffer, the CRC checked in place. It never throws on any
  * input (only the visitor can throw).
  */
-import * as Limits from "../Limits.ts"
+import * as Limits from "../../Limits.ts"
 import {
   crc32,
   flagBytes,

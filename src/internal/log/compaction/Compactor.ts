@@ -22,12 +22,12 @@
 import * as fs from "node:fs"
 import * as Effect from "effect/Effect"
 import type * as Semaphore from "effect/Semaphore"
-import type { CompactionReport } from "../../KeyValueStore.ts"
-import { StorageError } from "../errors.ts"
-import type { StoreCore } from "../store/makeStore.ts"
-import { directoryOf, type LogFile, syncDirectory, writeFully } from "./LogFile.ts"
-import { encodeHeader, headerLength } from "./LogFormat.ts"
-import { RecordEncoder } from "./LogRecord.ts"
+import type { CompactionReport } from "../../../KeyValueStore.ts"
+import { StorageError } from "../../errors.ts"
+import type { StoreCore } from "../../store/makeStore.ts"
+import { directoryOf, type LogFile, syncDirectory, writeFully } from "../file/LogFile.ts"
+import { encodeHeader, headerLength } from "../format/LogFormat.ts"
+import { RecordEncoder } from "../format/LogRecord.ts"
 
 /**
  * The longest the compactor runs before it yields to the writers. Every

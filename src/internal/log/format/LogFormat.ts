@@ -13,7 +13,7 @@
  * ```
  */
 import * as zlib from "node:zlib"
-import * as Limits from "../Limits.ts"
+import * as Limits from "../../Limits.ts"
 
 // =============================================================================
 // File header

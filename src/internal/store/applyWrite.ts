@@ -3,7 +3,7 @@
  * it is in the log, and for a write read back from the log at open.
  */
 import * as Effect from "effect/Effect"
-import type { StoreCore } from "../store/makeStore.ts"
+import type { StoreCore } from "./makeStore.ts"
 import type { Value } from "../Value.ts"
 
 export const applyPut = (core: StoreCore, key: string, value: Value, deadline: number): boolean => {

@@ -9,8 +9,8 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { WriteStatus } from "../../KeyValueStore.ts"
-import { StorageError } from "../errors.ts"
+import type { WriteStatus } from "../../../KeyValueStore.ts"
+import { StorageError } from "../../errors.ts"
 
 /**
  * The file system calls the log makes while it runs: synchronous, because a

@@ -7,7 +7,7 @@
  * when the buffer grows, strings written straight into the buffer, and the
  * CRC computed in place.
  */
-import * as Limits from "../Limits.ts"
+import * as Limits from "../../Limits.ts"
 import {
   crc32,
   flagBytes,
