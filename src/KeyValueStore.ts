@@ -18,7 +18,7 @@ import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Errors from "./internal/errors.ts"
-import type { FileOps as LogFileOps } from "./internal/log/file/LogFile.ts"
+import type { FileOps as LogFileOps, FileOpsOverrides } from "./internal/log/file/FileOps.ts"
 import * as internalLog from "./internal/log/openLog.ts"
 import * as internal from "./internal/store/makeStore.ts"
 import * as Limits from "./internal/Limits.ts"
@@ -122,26 +122,39 @@ export interface KeyValueStoreService {
   /**
    * The value of `key`; fails with `KeyNotFound` if it is absent, deleted or
    * expired. Bytes come back as a fresh copy.
+   *
+   * Every operation that takes a key, a value or options checks them before
+   * anything else and fails with `InvalidInput`, the store unchanged, on a
+   * key that is not a string, is longer than `maxKeyLength` or holds a lone
+   * UTF-16 surrogate (it has no UTF-8 form, so no such key is ever stored:
+   * reading one is refused too, not answered with `KeyNotFound`).
    */
-  readonly get: (key: string) => Effect.Effect<Value, KeyNotFound>
+  readonly get: (key: string) => Effect.Effect<Value, KeyNotFound | InvalidInput>
   /**
    * Stores `value` under `key` and succeeds with `value` once stored (for a
-   * log-backed store: once durable under its `fsync` policy).
+   * log-backed store: once durable under its `fsync` policy). Fails with
+   * `InvalidInput` on a bad key, a value that is neither a string nor a
+   * `Uint8Array`, is over `maxValueLength` or holds a lone surrogate, or on
+   * options or a duration it cannot use (see `PutOptions`).
    */
   readonly put: (
     key: string,
     value: Value,
     options?: PutOptions
   ) => Effect.Effect<Value, InvalidInput | StorageError>
-  /** Removes `key`; fails with `KeyNotFound` if it is absent or expired. */
-  readonly delete: (key: string) => Effect.Effect<void, KeyNotFound | StorageError>
-  /** Whether `key` is present and not expired. */
-  readonly has: (key: string) => Effect.Effect<boolean>
+  /**
+   * Removes `key`; fails with `KeyNotFound` if it is absent or expired, with
+   * `InvalidInput` (nothing written) on a bad key.
+   */
+  readonly delete: (key: string) => Effect.Effect<void, KeyNotFound | InvalidInput | StorageError>
+  /** Whether `key` is present and not expired; fails with `InvalidInput` on a bad key. */
+  readonly has: (key: string) => Effect.Effect<boolean, InvalidInput>
   /**
    * The time `key` has left: `Option.none()` for a key kept until deleted;
-   * fails with `KeyNotFound` if it is absent or expired.
+   * fails with `KeyNotFound` if it is absent or expired, with `InvalidInput`
+   * on a bad key.
    */
-  readonly timeToLive: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, KeyNotFound>
+  readonly timeToLive: (key: string) => Effect.Effect<Option.Option<Duration.Duration>, KeyNotFound | InvalidInput>
   /** The number of live keys (expired keys are not counted, reclaimed or not). */
   readonly size: Effect.Effect<number>
   /** A snapshot of the live keys, in no particular order. */
@@ -326,17 +339,22 @@ export const layerMemory: Layer.Layer<KeyValueStore> = Layer.effect(KeyValueStor
  *
  * - `path`: the log file (created with mode 0600 if absent).
  * - `fsync` (default `"always"`): `"always"` acknowledges a put or delete
- *   once its record is on disk (group commit); `"interval"` syncs at least
- *   every `fsyncIntervalMillis` (default 1000); `"never"` leaves it to the
- *   OS. See `docs/design.md` for what each can lose.
+ *   once its record is on disk (group commit); `"interval"` acknowledges it
+ *   once its record is written to the OS (a process crash cannot lose it)
+ *   and syncs at least every `fsyncIntervalMillis` (default 1000); `"never"`
+ *   also acknowledges once written and leaves syncing to the OS. Only an OS
+ *   crash or a power cut can lose a write under `"interval"` or `"never"`.
+ *   See `docs/design.md` for what each can lose. A write interrupted while
+ *   queued is never written; one interrupted once its batch is being written
+ *   may still become durable, like a reply lost on the wire.
  * - `onCorruption` (default `"fail"`): corruption before the log's tail fails
  *   the open with `LogCorrupted`; `"truncate"` keeps the records before the
  *   first bad one instead, and logs a warning.
  * - `compaction`: automatic compaction (`auto`, default `true`) once the log
  *   holds more than `factor` (default 2) records per live entry and at least
  *   `minRecords` (default 100,000) records.
- * - `fileOps`: the synchronous write/sync/truncate calls, replaceable to
- *   inject disk faults in tests.
+ * - `fileOps`: the file system calls (`FileSystemCalls`), any of them
+ *   replaceable to inject disk faults or to run on a simulated disk.
  *
  * @since 0.1.0
  * @category models
@@ -355,12 +373,23 @@ export interface LogOptions extends MemoryOptions {
 }
 
 /**
- * The file system calls a log makes once open, for fault injection.
+ * The file system calls a log makes, for fault injection or a simulated
+ * disk: any subset of `FileSystemCalls`, the rest taken from `node:fs`.
  *
  * @since 0.1.0
  * @category models
  */
-export type FileOps = LogFileOps
+export type FileOps = FileOpsOverrides
+
+/**
+ * Every file system call a log makes: opening, reading, writing, syncing,
+ * truncating, renaming and removing its files, and syncing their directory.
+ * Files the store creates are created exclusively, never through a symlink.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type FileSystemCalls = LogFileOps
 
 /**
  * Why a log-backed store could not open.

@@ -23,12 +23,12 @@ describe("opening a log", () => {
           for (let i = 0; i < 10; i++) yield* store.put(`k${i}`, `v${i}`)
         }))
       const bytes = fs.readFileSync(path)
-      bytes[16 + 12] ^= 0xff // the first record's op byte: its CRC no longer matches
+      bytes[20 + 32 + 4] ^= 0xff // the first record's op byte (file header, batch header, length): its CRC no longer matches
       fs.writeFileSync(path, bytes)
       const before = openDescriptors()
       for (let attempt = 0; attempt < 20; attempt++) {
         const error = yield* typedFailure(withLogStore({ path }, () => Effect.void), "LogCorrupted")
-        assert.strictEqual((error as KeyValueStore.LogCorrupted).offset, 16)
+        assert.strictEqual((error as KeyValueStore.LogCorrupted).offset, 20)
       }
       assert.strictEqual(openDescriptors(), before)
       assert.isFalse(fs.existsSync(`${path}.lock`), "the lock file is removed")

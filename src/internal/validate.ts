@@ -7,24 +7,41 @@ import { InvalidInput } from "./errors.ts"
 import { maxKeyLength, maxValueLength } from "./Limits.ts"
 import type { Value } from "./Value.ts"
 
+/** A short description of a refused argument; never throws, whatever it is given. */
 const describe = (u: unknown): string => {
-  if (u === null) return "null"
-  if (typeof u === "object") return u.constructor?.name ?? "object"
-  if (typeof u === "string") return `string ${JSON.stringify(u.length > 40 ? u.slice(0, 40) + "…" : u)}`
-  return `${typeof u} ${String(u)}`
+  try {
+    if (u === null) return "null"
+    if (typeof u === "object") return u.constructor?.name ?? "object"
+    if (typeof u === "string") return `string ${JSON.stringify(u.length > 40 ? u.slice(0, 40) + "…" : u)}`
+    const text = String(u)
+    return `${typeof u} ${text.length > 40 ? text.slice(0, 40) + "…" : text}`
+  } catch {
+    return typeof u
+  }
 }
 
-/** `undefined` when `key` is acceptable, else why not. */
-export const checkKey = (key: unknown): InvalidInput | undefined => {
+/**
+ * The cheap part of `checkKey`: a string no longer than `maxKeyLength`. Reads
+ * check this first and `key.isWellFormed()` only on a miss: a key with a lone
+ * surrogate is never stored (put refuses it, replay decodes UTF-8), so a hit
+ * proves the key well formed.
+ */
+export const isKeyInRange = (key: unknown): key is string => typeof key === "string" && key.length <= maxKeyLength
+
+/** Why `key` is refused; for a key `checkKey` does not accept. */
+export const invalidKey = (key: unknown): InvalidInput => {
   if (typeof key !== "string") return new InvalidInput({ message: `key must be a string, got ${describe(key)}` })
   if (key.length > maxKeyLength) {
     return new InvalidInput({ message: `key is ${key.length} UTF-16 code units long, over the limit of ${maxKeyLength}` })
   }
   // A lone surrogate has no UTF-8 form: the log would store U+FFFD instead and
   // replay would give back a different key. Refuse it in every layer alike.
-  if (!key.isWellFormed()) return new InvalidInput({ message: "key contains a lone UTF-16 surrogate" })
-  return undefined
+  return new InvalidInput({ message: "key contains a lone UTF-16 surrogate" })
 }
+
+/** `undefined` when `key` is acceptable, else why not. */
+export const checkKey = (key: unknown): InvalidInput | undefined =>
+  isKeyInRange(key) && key.isWellFormed() ? undefined : invalidKey(key)
 
 /** `undefined` when `value` is acceptable, else why not. */
 export const checkValue = (value: unknown): InvalidInput | undefined => {
@@ -55,6 +72,19 @@ export const checkValue = (value: unknown): InvalidInput | undefined => {
 export const ownValue = (value: Value): Value => typeof value === "string" ? value : new Uint8Array(value)
 
 /**
+ * The milliseconds of a `Duration.Input`; `undefined` for anything else,
+ * including an object that only claims to be a `Duration`.
+ */
+const inputMillis = (input: unknown): number | undefined => {
+  try {
+    const duration = Duration.fromInput(input as Duration.Input)
+    return duration._tag === "None" ? undefined : Duration.toMillis(duration.value)
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * The TTL of a `put`, in milliseconds: `Infinity` for none (no option, or
  * `Duration.infinity`), else a finite positive number (possibly fractional,
  * for sub-millisecond durations). Anything else is refused.
@@ -66,19 +96,14 @@ export const ttlMillis = (options: unknown): number | InvalidInput => {
   }
   const input = (options as { readonly duration?: unknown }).duration
   if (input === undefined) return Infinity
-  let millis: number
-  if (typeof input === "number") {
-    millis = input
-  } else {
-    const duration = Duration.fromInput(input as Duration.Input)
-    if (duration._tag === "None") {
-      return new InvalidInput({ message: `duration must be a Duration input, got ${describe(input)}` })
-    }
-    millis = Duration.toMillis(duration.value)
+  const millis = typeof input === "number" ? input : inputMillis(input)
+  if (millis === undefined) {
+    return new InvalidInput({ message: `duration must be a Duration input, got ${describe(input)}` })
   }
   if (Number.isNaN(millis)) return new InvalidInput({ message: "duration must not be NaN" })
   if (millis <= 0) {
-    return new InvalidInput({ message: `duration must be positive, got ${describe(input)}` })
+    const asMillis = typeof input === "number" ? "" : ` (${millis} ms)`
+    return new InvalidInput({ message: `duration must be positive, got ${describe(input)}${asMillis}` })
   }
   return millis
 }

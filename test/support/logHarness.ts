@@ -64,7 +64,7 @@ export const viewValue = (value: KeyValueStore.Value): ValueView =>
 /** The store's live entries, key → value, read one key at a time through `keys` and `get`. */
 export const readState = (
   store: KeyValueStore.KeyValueStoreService
-): Effect.Effect<Map<string, ValueView>, KeyValueStore.KeyNotFound> =>
+): Effect.Effect<Map<string, ValueView>, KeyValueStore.KeyNotFound | KeyValueStore.InvalidInput> =>
   Effect.gen(function*() {
     const state = new Map<string, ValueView>()
     for (const key of yield* store.keys) state.set(key, viewValue(yield* store.get(key)))
@@ -88,28 +88,42 @@ export const assertSameState = (
   assert.deepStrictEqual(sorted(actual), sorted(expected), context)
 }
 
-/** One whole record of a log file: where it starts and how long it is, frame header included. */
+/** One whole record of a log file: where it starts and how long it is, its length prefix included. */
 export interface RecordSpan {
   readonly offset: number
   readonly length: number
+  /** The offset of the batch that holds it. */
+  readonly batch: number
 }
 
 /**
- * The records of a log file, by their frame headers alone (`L`, then `~L`):
- * read straight from `docs/log-format.md`, not through the decoder under
- * test. Stops at the first frame whose length check fails (the zeros the log
- * grows into, or the end).
+ * The records of a log file, by the lengths in its batch headers and record
+ * prefixes alone: read straight from `docs/log-format.md` (a 20-byte file
+ * header; batches of a 32-byte header, whose first u32 is the records'
+ * length and second their count, then records of a u32 length and a
+ * payload), not through the decoder under test. Stops at the first batch
+ * whose lengths do not add up (the zeros the log grows into, or the end).
  */
 export const recordSpans = (bytes: Uint8Array): Array<RecordSpan> => {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const spans: Array<RecordSpan> = []
-  let offset = 16
-  while (offset + 12 <= view.length) {
-    const length = view.readUInt32LE(offset)
-    if (((length ^ view.readUInt32LE(offset + 4)) >>> 0) !== 0xffffffff || length === 0) break
-    if (offset + 12 + length > view.length) break
-    spans.push({ offset, length: 12 + length })
-    offset += 12 + length
+  let batch = 20
+  while (batch + 32 <= view.length) {
+    const length = view.readUInt32LE(batch)
+    const count = view.readUInt32LE(batch + 4)
+    const end = batch + 32 + length
+    if (length === 0 || count === 0 || end > view.length) break
+    const inBatch: Array<RecordSpan> = []
+    let offset = batch + 32
+    while (offset + 4 <= end) {
+      const payload = view.readUInt32LE(offset)
+      if (offset + 4 + payload > end) break
+      inBatch.push({ offset, length: 4 + payload, batch })
+      offset += 4 + payload
+    }
+    if (offset !== end || inBatch.length !== count) break
+    spans.push(...inBatch)
+    batch = end
   }
   return spans
 }
@@ -223,6 +237,12 @@ export const makeFaultyFileOps = (): FaultyFileOps => {
         const fault = check("datasync", none)
         if (fault !== undefined) throw fault.error
         fs.fdatasyncSync(fd)
+      },
+      // The same call off the main thread: one kind of call for the tests.
+      datasyncInBackground: (fd, done) => {
+        const fault = check("datasync", none)
+        if (fault !== undefined) return setImmediate(() => done(fault.error))
+        fs.fdatasync(fd, done)
       },
       truncate: (fd, length) => {
         const fault = check("truncate", none)

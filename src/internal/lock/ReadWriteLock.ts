@@ -29,6 +29,16 @@ interface LockState {
 
 const unlocked: LockState = { readers: 0, writer: false, writersWaiting: 0 }
 
+/**
+ * Acquisitions that went through a transaction (`withRead`, `withWrite`),
+ * across every lock in the process: tests read them to show that their
+ * histories reached the slow path. The fast path never touches them.
+ */
+const slowPath = { reads: 0, writes: 0 }
+
+/** How many `withRead` and `withWrite` acquisitions began so far, in this process. */
+export const slowPathStats = (): { readonly reads: number; readonly writes: number } => ({ ...slowPath })
+
 export class ReadWriteLock {
   private readonly state: TxRef.TxRef<LockState> = TxRef.makeUnsafe(unlocked)
 
@@ -105,14 +115,16 @@ export class ReadWriteLock {
 
   /** Runs `effect` holding the lock shared with other readers. */
   withRead<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.acquireRead(restore), () => Effect.ensuring(restore(effect), this.releaseRead))
-    )
+    return Effect.uninterruptibleMask((restore) => {
+      slowPath.reads++
+      return Effect.flatMap(this.acquireRead(restore), () => Effect.ensuring(restore(effect), this.releaseRead))
+    })
   }
 
   /** Runs `effect` holding the lock exclusively, once the readers in progress have finished. */
   withWrite<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.uninterruptibleMask((restore) => {
+      slowPath.writes++
       const attempt: Effect.Effect<void> = Effect.flatMap(
         this.tryAcquireWrite,
         (acquired) =>

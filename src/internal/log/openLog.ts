@@ -1,28 +1,29 @@
 /**
  * Opening a log-backed store: take ownership of the log, replay it into a
- * fresh index, cut off a torn tail, then start the writer for the chosen
- * `fsync` policy, the compactor, and the finalizer that flushes and syncs
- * everything pending when the scope closes.
+ * fresh index, cut off a torn tail (keeping a copy of its bytes beside the
+ * log), then start the writer for the chosen `fsync` policy, the compactor,
+ * and the finalizer that flushes and syncs everything pending when the scope
+ * closes.
  */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
-import { type Committer, makeCore, makeService, type StoreCore } from "../store/makeStore.ts"
-import { startBufferedAppender } from "./write/BufferedAppender.ts"
-import { makeCompactor } from "./compaction/Compactor.ts"
-import { startGroupCommit } from "./write/GroupCommit.ts"
-import { directoryOf, type FileOps, LogFile, nodeFileOps, syncDirectory, writeFully } from "./file/LogFile.ts"
-import { encodeHeader, headerLength } from "./format/LogFormat.ts"
+import { applyDelete, applyPut } from "../store/applyWrite.ts"
+import { makeCore, makeService, type StoreCore } from "../store/makeStore.ts"
+import { startCompactor } from "./compaction/Compactor.ts"
+import { directoryOf, type FileOps, readFully, removeIfPresent, withDefaults, writeFully } from "./file/FileOps.ts"
+import { emptyLogState, LogFile } from "./file/LogFile.ts"
+import { acquireOwnerLock } from "./file/OwnerLock.ts"
+import { encodeFileHeader, newSalt } from "./format/LogFormat.ts"
 import { replayFile } from "./format/LogReplay.ts"
 import type { RecordVisitor } from "./format/LogScanner.ts"
-import { acquireOwnerLock } from "./file/OwnerLock.ts"
+import { type FsyncPolicy, startLogWriter } from "./write/LogWriter.ts"
 
-export type FsyncPolicy = NonNullable<LogOptions["fsync"]>
+export type { FsyncPolicy }
 
 export const defaultCompactionFactor = 2
 export const defaultCompactionMinRecords = 100_000
@@ -54,18 +55,23 @@ const checkOptions = (options: LogOptions): InvalidInput | undefined => {
   return undefined
 }
 
-/** Creates an empty log (just a header) so that it appears whole or not at all. */
-const createLog = (path: string, ops: FileOps): void => {
-  const temporary = `${path}.new`
-  const fd = fs.openSync(temporary, "w", 0o600)
+/**
+ * Creates an empty log (just a header) so that it appears whole or not at
+ * all: written under a temporary name, synced, renamed into place, and the
+ * rename made durable.
+ */
+const createLog = (filePath: string, ops: FileOps): void => {
+  const temporary = `${filePath}.new`
+  removeIfPresent(ops, temporary)
+  const fd = ops.createExclusive(temporary)
   try {
-    writeFully(ops, fd, encodeHeader(), 0)
+    writeFully(ops, fd, encodeFileHeader(newSalt()), 0)
     ops.datasync(fd)
   } finally {
-    fs.closeSync(fd)
+    ops.close(fd)
   }
-  fs.renameSync(temporary, path)
-  syncDirectory(directoryOf(path))
+  ops.rename(temporary, filePath)
+  ops.syncDirectory(directoryOf(filePath))
 }
 
 /**
@@ -86,35 +92,47 @@ const realLogPath = (path: string): string => {
   }
 }
 
-const removeIfPresent = (path: string): void => {
-  try {
-    fs.unlinkSync(path)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
+/**
+ * Applies replayed records to the index, through the same step as a live
+ * write. Expiry is judged against the time the replay started (a key that
+ * expires during the replay is still never read: reads check deadlines
+ * themselves).
+ */
+const replayInto = (core: StoreCore): RecordVisitor => {
+  const now = core.clock.currentTimeMillisUnsafe()
+  return {
+    put: (key, value, deadline) => applyPut(core, key, value, deadline, now),
+    delete: (key) => {
+      applyDelete(core, key, now)
+    },
+    // Each doubling of the index re-places every key so far: make room at
+    // once. A log of many overwrites over-reserves; `trim` gives it back.
+    expect: (records) => core.index.reserve(records)
   }
 }
 
 /**
- * Applies replayed records to the index. Expiry is judged against the time
- * the replay started (a key that expires during the replay is still never
- * read: reads check deadlines themselves); the reaper learns the earliest
- * deadline once the replay is done.
+ * Copies the bytes `[from, to)` of the log, about to be cut off, into a file
+ * beside it, so that what replay could not use is never destroyed: a torn
+ * write and a damaged last batch look alike, and only a person can tell.
  */
-const replayInto = (core: StoreCore): RecordVisitor => {
-  const { index } = core
-  const now = core.clock.currentTimeMillisUnsafe()
-  return {
-    put: (key, value, deadline) => {
-      if (deadline > now) index.set(key, value, deadline)
-      else index.removeLive(key, now)
-    },
-    delete: (key) => {
-      index.removeLive(key, now)
-    },
-    // Each doubling of the index re-places every key so far: make room at
-    // once. A log of many overwrites over-reserves; `trim` gives it back.
-    expect: (records) => index.reserve(records)
+const keepDropped = (ops: FileOps, fd: number, filePath: string, from: number, to: number): string => {
+  const copyPath = `${filePath}.dropped-${from}-${Date.now()}`
+  const copy = ops.createExclusive(copyPath)
+  try {
+    const chunk = new Uint8Array(Math.min(to - from, 1024 * 1024))
+    for (let at = from; at < to;) {
+      const read = readFully(ops, fd, chunk, 0, Math.min(chunk.length, to - at), at)
+      if (read === 0) break
+      writeFully(ops, copy, read === chunk.length ? chunk : chunk.subarray(0, read), at - from)
+      at += read
+    }
+    ops.datasync(copy)
+  } finally {
+    ops.close(copy)
   }
+  ops.syncDirectory(directoryOf(filePath))
+  return copyPath
 }
 
 const io = <A>(what: string, f: () => A): Effect.Effect<A, StorageError> =>
@@ -130,30 +148,39 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     if (invalid !== undefined) return yield* Effect.fail(invalid)
     const path = options.path
     const filePath = yield* io(`resolving ${path}`, () => realLogPath(path))
-    const ops = options.fileOps ?? nodeFileOps
-    const policy = options.fsync ?? "always"
+    const ops = withDefaults(options.fileOps)
+    const policy: FsyncPolicy = options.fsync ?? "always"
 
-    const owner = yield* io(`taking ownership of ${path}`, () => acquireOwnerLock(filePath))
+    // Ownership and its release in one step: no interruption between the two
+    // can leak the lock.
+    const owner = yield* Effect.acquireRelease(
+      io(`taking ownership of ${path}`, () => acquireOwnerLock(filePath)),
+      (owner) => Effect.sync(() => owner._tag === "Acquired" ? owner.release() : undefined)
+    )
     if (owner._tag === "Locked") return yield* Effect.fail(new LogLocked({ path, owner: owner.owner }))
-    yield* Effect.addFinalizer(() => Effect.sync(owner.release))
 
     const core = yield* makeCore(options)
 
-    // Open and replay. A leftover `.compact` file is a compaction that never
-    // got to its rename: the log itself is whole without it.
-    const fd = yield* io(`opening ${path}`, () => {
-      removeIfPresent(`${filePath}.compact`)
-      removeIfPresent(`${filePath}.new`)
-      if (!fs.existsSync(filePath)) createLog(filePath, ops)
-      return fs.openSync(filePath, "r+")
-    })
     // Closes the log last, after the writer fibers are stopped (finalizers
-    // run last added, first run) — or at once if the open fails below.
+    // run last added, first run). A leftover `.compact` file is a compaction
+    // that never got to its rename: the log itself is whole without it.
     let file: LogFile | undefined
-    yield* Effect.addFinalizer(() => Effect.sync(() => file === undefined ? fs.closeSync(fd) : file.close()))
+    const fd = yield* Effect.acquireRelease(
+      io(`opening ${path}`, () => {
+        removeIfPresent(ops, `${filePath}.compact`)
+        if (!ops.exists(filePath)) createLog(filePath, ops)
+        return ops.openExisting(filePath)
+      }),
+      (fd) => Effect.sync(() => file === undefined ? ops.close(fd) : file.close())
+    )
 
     const replayed = yield* io(`replaying ${path}`, () =>
-      replayFile(fd, fs.fstatSync(fd).size, replayInto(core), { onCorruption: options.onCorruption ?? "fail" }))
+      replayFile(
+        (buffer, offset, length, position) => ops.read(fd, buffer, offset, length, position),
+        ops.size(fd),
+        replayInto(core),
+        { onCorruption: options.onCorruption ?? "fail" }
+      ))
     if (replayed._tag !== "Ok") {
       return yield* Effect.fail(
         new LogCorrupted({
@@ -165,107 +192,61 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     }
     const dropped = replayed.tornTail ?? replayed.truncated
     if (dropped !== undefined) {
+      const copy = yield* io(`keeping the dropped tail of ${path}`, () =>
+        keepDropped(ops, fd, filePath, dropped.offset, dropped.offset + dropped.bytes))
       yield* Effect.logWarning(
         replayed.tornTail !== undefined
-          ? `kvlog: dropped a torn tail of ${path} at byte offset ${dropped.offset} (${dropped.reason}): a crash cut the last write short; nothing acknowledged under fsync "always" was in it`
-          : `kvlog: truncated ${path} at byte offset ${dropped.offset} (${dropped.reason}), as onCorruption: "truncate" asks; the records after it are lost`
+          ? `kvlog: dropped ${dropped.bytes} bytes at the end of ${path}, from byte offset ${dropped.offset} (${dropped.reason}); a copy is in ${copy}`
+          : `kvlog: truncated ${path} at byte offset ${dropped.offset} (${dropped.reason}), as onCorruption: "truncate" asks; the ${dropped.bytes} bytes cut off are in ${copy}`
       )
     }
-    const end = replayed.validEnd === 0 ? headerLength : replayed.validEnd
+    const fresh = replayed.salt === undefined
+    const state = fresh
+      ? emptyLogState(newSalt())
+      : { end: replayed.validEnd, records: replayed.records, sequence: replayed.batches, salt: replayed.salt! }
     yield* io(`repairing ${path}`, () => {
-      if (replayed.validEnd === 0) writeFully(ops, fd, encodeHeader(), 0)
-      if (fs.fstatSync(fd).size !== end) {
-        ops.truncate(fd, end)
+      if (fresh) writeFully(ops, fd, encodeFileHeader(state.salt), 0)
+      if (fresh || ops.size(fd) !== state.end) {
+        ops.truncate(fd, state.end)
         ops.datasync(fd)
       }
     })
     core.index.trim()
     core.reaper.scheduled(core.index.deadlines.peekDeadline())
 
-    const log = new LogFile(filePath, fd, end, replayed.records, ops)
+    const log = new LogFile(filePath, ops, fd, state)
     file = log
     const logMutex = Semaphore.makeUnsafe(1)
     const maintenance = Semaphore.makeUnsafe(1)
 
-    // Automatic compaction: once the log holds `factor` times more records
-    // than there are entries (and at least `minRecords`), a daemon fiber
-    // rewrites it. Checked after every write, at the cost of a comparison.
-    const auto = options.compaction?.auto ?? true
-    const factor = options.compaction?.factor ?? defaultCompactionFactor
-    const minRecords = options.compaction?.minRecords ?? defaultCompactionMinRecords
-    let wantCompaction: (() => void) | undefined
-    let nextCheck = minRecords
-    const afterWrite = () => {
-      if (log.records < nextCheck || wantCompaction === undefined) return
-      const live = core.index.storedSize
-      if (log.records > factor * Math.max(live, minRecords / factor)) {
-        nextCheck = Infinity
-        wantCompaction()
-      } else {
-        nextCheck = Math.max(minRecords, Math.ceil(factor * live) + 1)
-      }
-    }
-
-    let flushBuffered: () => StorageError | undefined = () => undefined
-    let committer: Pick<Committer, "put" | "delete">
-    let drain: Effect.Effect<void> = Effect.void
-    let rejectQueued: (error: StorageError) => void = () => {}
-    let writesWaiting: () => boolean = () => false
-    if (policy === "always") {
-      const groupCommit = yield* startGroupCommit(core, log, logMutex, afterWrite)
-      writesWaiting = groupCommit.activeSinceLastAsked
-      drain = groupCommit.drain
-      rejectQueued = groupCommit.rejectQueued
-      committer = {
-        put: (key, value, stored, deadline) => Effect.as(groupCommit.submit(key, stored, deadline), value),
-        delete: (key) => groupCommit.submit(key, undefined, Infinity)
-      }
-    } else {
-      const appender = yield* startBufferedAppender(core, log, {
-        syncEveryMillis: policy === "interval" ? options.fsyncIntervalMillis ?? defaultFsyncIntervalMillis : undefined,
-        afterWrite
-      })
-      flushBuffered = appender.flush
-      committer = { put: appender.put, delete: appender.delete }
-    }
-
-    const compactor = makeCompactor(core, log, { logMutex, maintenance, flushBuffered, writesWaiting })
-    if (auto) {
-      // A request made before the daemon first waits is kept, not lost.
-      let pending = false
-      let wake: (() => void) | undefined
-      const daemon = Effect.gen(function*() {
-        while (true) {
-          if (!pending) {
-            yield* Effect.callback<void>((resume) => {
-              wake = () => resume(Effect.void)
-            })
-          }
-          pending = false
-          wake = undefined
-          const result = yield* Effect.exit(compactor.compact)
-          if (Exit.isFailure(result)) yield* Effect.logWarning("kvlog: automatic compaction failed", result.cause)
-          nextCheck = log.records + Math.max(minRecords, core.index.storedSize)
-        }
-      })
-      yield* Effect.forkScoped(daemon)
-      wantCompaction = () => {
-        pending = true
-        wake?.()
-      }
-    }
+    let afterBatch = () => {}
+    const writer = yield* startLogWriter(core, log, {
+      policy,
+      syncEveryMillis: options.fsyncIntervalMillis ?? defaultFsyncIntervalMillis,
+      logMutex,
+      afterBatch: () => afterBatch()
+    })
+    const compactor = yield* startCompactor(core, log, {
+      auto: options.compaction?.auto ?? true,
+      factor: options.compaction?.factor ?? defaultCompactionFactor,
+      minRecords: options.compaction?.minRecords ?? defaultCompactionMinRecords,
+      logMutex,
+      maintenance,
+      writersBusy: writer.busy
+    })
+    afterBatch = compactor.afterBatch
 
     // Runs before the fibers above are interrupted (finalizers run last
-    // added, first run): commit what is queued, flush, sync and cut off the
-    // zeros written ahead (a closed log ends at its last record), then refuse
-    // writes — in one step with the flush, so none lands in between. The
+    // added, first run): commit what is queued, sync and cut off the zeros
+    // written ahead (a closed log ends at its last batch), then refuse
+    // writes — in one step with the sync, so none lands in between. The
     // file is closed by the finalizer registered when it was opened.
     yield* Effect.addFinalizer(() =>
-      maintenance.withPermits(1)(logMutex.withPermits(1)(Effect.flatMap(drain, () =>
+      maintenance.withPermits(1)(logMutex.withPermits(1)(Effect.flatMap(writer.drain, () =>
         Effect.suspend(() => {
-          const error = flushBuffered() ?? log.sync() ?? log.trim()
+          const error = log.sync() ?? log.trim()
           log.refuseWrites()
-          rejectQueued(log.refusal()!)
+          writer.rejectQueued(log.refusal()!)
           return error === undefined
             ? Effect.void
             : Effect.logWarning(`kvlog: closing ${path}: ${error.message}`)
@@ -273,8 +254,8 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     )
 
     return makeService(core, {
-      put: committer.put,
-      delete: committer.delete,
+      put: writer.put,
+      delete: writer.delete,
       clear: compactor.clear,
       writeStatus: Effect.sync(() => log.writeStatus),
       compact: Effect.asVoid(compactor.compact)

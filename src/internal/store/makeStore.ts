@@ -16,9 +16,10 @@ import * as Stream from "effect/Stream"
 import type { KeyValueStoreService, LogStats, StoreStats, WriteStatus } from "../../KeyValueStore.ts"
 import { type InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
 import { StoreIndex } from "../index/StoreIndex.ts"
+import { applyDelete, applyPut } from "./applyWrite.ts"
 import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
 import { type Reaper, type ReaperOptions, startReaper } from "../ttl/ReaperFiber.ts"
-import { checkKey, checkValue, ownValue, ttlMillis } from "../validate.ts"
+import { checkKey, checkValue, invalidKey, isKeyInRange, ownValue, ttlMillis } from "../validate.ts"
 import type { Value } from "../Value.ts"
 
 /**
@@ -78,25 +79,21 @@ export const makeCore = (options: StoreOptions): Effect.Effect<StoreCore, never,
 
 /** Applies writes to the index directly: the in-memory store's committer. */
 export const memoryCommitter = (core: StoreCore): Committer => {
-  const { clock, index, lock, reaper } = core
-  const apply = (key: string, stored: Value, deadline: number) => {
-    index.set(key, stored, deadline)
-    if (deadline !== Infinity) reaper.scheduled(deadline)
-  }
+  const { index, lock } = core
   return {
     // The fast path is written out rather than going through `lock.write`:
     // `put` is the hottest write, and this saves a closure per call.
     put: (key, value, stored, deadline) => {
       if (lock.writeFree()) {
-        apply(key, stored, deadline)
+        applyPut(core, key, stored, deadline)
         return Effect.succeed(value)
       }
       return lock.withWrite(Effect.sync(() => {
-        apply(key, stored, deadline)
+        applyPut(core, key, stored, deadline)
         return value
       }))
     },
-    delete: (key) => lock.write(() => index.removeLive(key, clock.currentTimeMillisUnsafe())),
+    delete: (key) => lock.write(() => applyDelete(core, key)),
     clear: lock.write(() => index.clear()),
     writeStatus: Effect.succeed({ _tag: "Writable" }),
     compact: Effect.void
@@ -111,16 +108,34 @@ export const makeService = (
   const { clock, index, lock } = core
   const now = () => clock.currentTimeMillisUnsafe()
 
-  const lookup = (key: string): Effect.Effect<Value, KeyNotFound> => {
+  // Every operation that takes an argument checks it first, through
+  // `validate.ts`, before it touches the lock, the index or the log: a refused
+  // call changes nothing and writes nothing. Reads check the key's type and
+  // length up front and its well-formedness only on a miss (`isKeyInRange`):
+  // the same answers as `checkKey` first, without a scan of the key on a hit.
+  const missing = (key: string): KeyNotFound | InvalidInput =>
+    key.isWellFormed() ? new KeyNotFound({ key }) : invalidKey(key)
+
+  /** Runs `operation` once `key` passes `checkKey`. */
+  const withKey = <A, E>(key: string, operation: () => Effect.Effect<A, E>): Effect.Effect<A, E | InvalidInput> =>
+    Effect.suspend((): Effect.Effect<A, E | InvalidInput> => {
+      const invalid = checkKey(key)
+      return invalid === undefined ? operation() : Effect.fail(invalid)
+    })
+
+  const lookup = (key: string): Effect.Effect<Value, KeyNotFound | InvalidInput> => {
     const value = index.lookup(key, now)
-    if (value === undefined) return Effect.fail(new KeyNotFound({ key }))
+    if (value === undefined) return Effect.fail(missing(key))
     // Bytes go out as a copy, as they came in: no caller can change the store
     // by mutating an array it was given.
     return Effect.succeed(typeof value === "string" ? value : new Uint8Array(value))
   }
 
-  const get = (key: string): Effect.Effect<Value, KeyNotFound> =>
-    Effect.suspend(() => lock.readFree() ? lookup(key) : lock.withRead(Effect.suspend(() => lookup(key))))
+  const get = (key: string): Effect.Effect<Value, KeyNotFound | InvalidInput> =>
+    Effect.suspend(() => {
+      if (!isKeyInRange(key)) return Effect.fail(invalidKey(key))
+      return lock.readFree() ? lookup(key) : lock.withRead(Effect.suspend(() => lookup(key)))
+    })
 
   const put = (
     key: string,
@@ -136,13 +151,12 @@ export const makeService = (
       return committer.put(key, value, ownValue(value), deadline)
     })
 
-  const del = (key: string): Effect.Effect<void, KeyNotFound | StorageError> =>
-    Effect.suspend(() =>
+  const del = (key: string): Effect.Effect<void, KeyNotFound | InvalidInput | StorageError> =>
+    withKey(key, () =>
       Effect.flatMap(
         committer.delete(key),
         (deleted) => deleted ? Effect.void : Effect.fail(new KeyNotFound({ key }))
-      )
-    )
+      ))
 
   const stats: Effect.Effect<StoreStats> = lock.read(() => {
     const base = {
@@ -157,16 +171,17 @@ export const makeService = (
     get,
     put,
     delete: del,
-    has: (key) => lock.read(() => index.lookup(key, now) !== undefined),
+    has: (key) => withKey(key, () => lock.read(() => index.lookup(key, now) !== undefined)),
     timeToLive: (key) =>
-      Effect.flatMap(lock.read(() => {
-        const at = now()
-        const deadline = index.deadlineOf(key, at)
-        return deadline === undefined ? undefined : deadline - at
-      }), (remaining) =>
-        remaining === undefined
-          ? Effect.fail(new KeyNotFound({ key }))
-          : Effect.succeed(remaining === Infinity ? Option.none() : Option.some(Duration.millis(remaining)))),
+      withKey(key, () =>
+        Effect.flatMap(lock.read(() => {
+          const at = now()
+          const deadline = index.deadlineOf(key, at)
+          return deadline === undefined ? undefined : deadline - at
+        }), (remaining) =>
+          remaining === undefined
+            ? Effect.fail(new KeyNotFound({ key }))
+            : Effect.succeed(remaining === Infinity ? Option.none() : Option.some(Duration.millis(remaining))))),
     size: lock.read(() => index.liveSize(now())),
     keys: lock.read(() => Array.from(index.liveKeys(now))),
     entries: Stream.unwrap(

@@ -48,14 +48,39 @@ export const startReaper = (
 
     let reclaimed = 0
     const onReclaim = options.onReclaim
+    // A throwing `onReclaim` is the caller's bug, not a reason to stop
+    // reclaiming: the entry is already gone from the index when it is called.
+    // The first failure is kept for one warning; later ones are not logged,
+    // or a callback that always throws would log once per entry.
+    let callbackFailed = false
+    let unreported: { readonly key: string; readonly error: unknown } | undefined
     const reclaimStep = () => {
       const now = clock.currentTimeMillisUnsafe()
       reclaimed += index.reclaimExpired(
         now,
         reclaimBatchSize,
-        onReclaim === undefined ? undefined : (key, deadline) => onReclaim(key, deadline, now)
+        onReclaim === undefined ? undefined : (key, deadline) => {
+          try {
+            onReclaim(key, deadline, now)
+          } catch (error) {
+            if (!callbackFailed) {
+              callbackFailed = true
+              unreported = { key, error }
+            }
+          }
+        }
       )
     }
+    const reportCallbackFailure = Effect.suspend(() => {
+      if (unreported === undefined) return Effect.void
+      const { error, key } = unreported
+      unreported = undefined
+      const reason = error instanceof Error ? error.message : String(error)
+      return Effect.logWarning(
+        `kvlog: onReclaim threw on key ${JSON.stringify(key.length > 200 ? key.slice(0, 200) + "…" : key)}: ${reason}; ` +
+          "expired entries are still reclaimed, and later failures of onReclaim are not logged"
+      )
+    })
 
     const loop = Effect.gen(function*() {
       while (true) {
@@ -63,6 +88,7 @@ export const startReaper = (
         const now = clock.currentTimeMillisUnsafe()
         if (next <= now) {
           yield* lock.write(reclaimStep)
+          yield* reportCallbackFailure
           yield* Effect.yieldNow
           continue
         }

@@ -18,15 +18,22 @@
  * A crash before the rename leaves the old log whole (the leftover
  * `.compact` file is deleted at open); after it, the new one, synced before
  * it got the log's name.
+ *
+ * The compactor also decides when to run by itself (`afterBatch`, checked
+ * after every batch at the cost of a comparison) and runs its own
+ * background fiber for that.
  */
-import * as fs from "node:fs"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import type { CompactionReport } from "../../../KeyValueStore.ts"
 import { StorageError } from "../../errors.ts"
 import type { StoreCore } from "../../store/makeStore.ts"
-import { directoryOf, type LogFile, syncDirectory, writeFully } from "../file/LogFile.ts"
-import { encodeHeader, headerLength } from "../format/LogFormat.ts"
+import { directoryOf, removeIfPresent, writeFully } from "../file/FileOps.ts"
+import type { FileOps } from "../file/FileOps.ts"
+import type { LogFile } from "../file/LogFile.ts"
+import { batchHeaderLength, encodeBatchHeader, encodeFileHeader, fileHeaderLength, newSalt } from "../format/LogFormat.ts"
 import { RecordEncoder } from "../format/LogRecord.ts"
 
 /**
@@ -74,12 +81,18 @@ const maxSyncRounds = 4
 const releaseStepBytes = 8 * 1024 * 1024
 const releaseStepDelayMillis = 10
 
-const releaseGradually = (fd: number, size: number): void => {
-  const close = () => fs.close(fd, () => {})
+const releaseGradually = (ops: FileOps, fd: number, size: number): void => {
+  const close = () => {
+    try {
+      ops.close(fd)
+    } catch {
+      // Nothing left to release.
+    }
+  }
   const step = (remaining: number) => {
     if (remaining <= releaseStepBytes) return close()
     const to = remaining - releaseStepBytes
-    fs.ftruncate(fd, to, (error) => {
+    ops.truncateInBackground(fd, to, (error) => {
       if (error !== null) return close()
       // The process may end before the last step: the kernel frees the rest.
       setTimeout(() => step(to), releaseStepDelayMillis).unref()
@@ -93,6 +106,17 @@ export interface Compactor {
   /** Empties the log and the index in one step. */
   readonly clear: Effect.Effect<void, StorageError>
   readonly lastReport: () => CompactionReport | undefined
+  /** Called after every batch: asks for an automatic compaction once the log holds enough dead records. */
+  readonly afterBatch: () => void
+}
+
+export interface CompactionOptions {
+  /** Whether the log compacts itself (the background fiber runs). */
+  readonly auto: boolean
+  /** Compact once the log holds more than `factor` records per live entry… */
+  readonly factor: number
+  /** …and at least `minRecords` records. */
+  readonly minRecords: number
 }
 
 const ioError = (what: string, error: unknown) =>
@@ -101,238 +125,281 @@ const ioError = (what: string, error: unknown) =>
     cause: error
   })
 
-export const makeCompactor = (
+export const startCompactor = (
   core: StoreCore,
   file: LogFile,
-  options: {
-    /** Held by each group-commit batch; the compactor takes it to act between batches. */
+  options: CompactionOptions & {
+    /** Held by each writer batch; the compactor takes it to act between batches. */
     readonly logMutex: Semaphore.Semaphore
-    /** One compaction or clear at a time. */
+    /** One compaction, `clear` or close at a time. */
     readonly maintenance: Semaphore.Semaphore
-    /** Hands buffered records (`"interval"`/`"never"`) to the log. */
-    readonly flushBuffered: () => StorageError | undefined
     /** Whether durable writes are waiting for, or coming back from, a batch (turns are then kept short). */
-    readonly writesWaiting: () => boolean
+    readonly writersBusy: () => boolean
   }
-): Compactor => {
-  const { logMutex, maintenance, flushBuffered, writesWaiting } = options
-  /** The length of the turn about to be taken. */
-  const turnMillis = () => writesWaiting() ? busyStepMillis : stepBudgetMillis
-  const compactPath = `${file.path}.compact`
-  const directory = directoryOf(file.path)
-  let lastReport: CompactionReport | undefined
+): Effect.Effect<Compactor, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { logMutex, maintenance, writersBusy } = options
+    const ops = file.ops
+    /** The length of the turn about to be taken. */
+    const turnMillis = () => writersBusy() ? busyStepMillis : stepBudgetMillis
+    const compactPath = `${file.path}.compact`
+    const directory = directoryOf(file.path)
+    let lastReport: CompactionReport | undefined
 
-  /** Creates `<log>.compact` holding just a header. */
-  const createCompactFile = (): number => {
-    const fd = fs.openSync(compactPath, "w", 0o600)
-    writeFully(file.ops, fd, encodeHeader(), 0)
-    return fd
-  }
-
-  const discard = (fd: number | undefined) => {
-    file.rewrite = undefined
-    file.rewriteBytes = 0
-    if (fd !== undefined) {
+    /**
+     * Creates `<log>.compact` holding just a header with a fresh salt. A
+     * leftover (a crash mid-compaction) is removed first; the create itself is
+     * exclusive, so a symlink planted there is never followed.
+     */
+    const createCompactFile = (salt: number): number => {
+      removeIfPresent(ops, compactPath)
+      const fd = ops.createExclusive(compactPath)
       try {
-        fs.closeSync(fd)
-      } catch {
-        // Already closed.
+        writeFully(ops, fd, encodeFileHeader(salt), 0)
+      } catch (error) {
+        ops.close(fd)
+        throw error
       }
+      return fd
     }
-    try {
-      fs.unlinkSync(compactPath)
-    } catch {
-      // Never created, or gone.
-    }
-  }
 
-  /**
-   * Gives the new file the log's name and makes it the log. Synchronous:
-   * nothing can be appended between the last copied byte and the switch.
-   */
-  const switchTo = (fd: number, end: number, records: number): StorageError | undefined => {
-    file.ops.datasync(fd)
-    fs.renameSync(compactPath, file.path)
-    const oldSize = file.allocated
-    const old = file.switchTo(fd, end, records)
-    let failed: StorageError | undefined
-    try {
-      syncDirectory(directory)
-    } catch (error) {
-      // The rename may not survive a crash: the old log could come back
-      // without what is appended from now on. Refuse further writes.
-      failed = file.fail(`syncing directory ${directory} after compaction failed`, error)
-    }
-    releaseGradually(old, oldSize)
-    return failed
-  }
-
-  const compact: Effect.Effect<CompactionReport, StorageError> = maintenance.withPermits(1)(
-    Effect.suspend(() => {
-      const started = performance.now()
-      // Read once the buffer is flushed (below): under "interval"/"never" the
-      // records still in it are part of the log being compacted.
-      let recordsBefore = file.records
-      let bytesBefore = file.end
-      let longestPause = 0
-      let fd: number | undefined
-      let position = headerLength
-      let records = 0
-      // Records appended since the start are in the rewrite buffer; once
-      // copied they count towards the new file's records, which only steer
-      // the next automatic compaction.
-      let rewriteRecordsAtStart = 0
-      let rewriteRecords = 0
-      const encoder = new RecordEncoder(writeChunkBytes + 64 * 1024)
-
-      /** Runs a synchronous stretch of the compaction, timing it as a pause. */
-      const timed = <A>(step: () => A): A => {
-        const t = performance.now()
+    const discard = (fd: number | undefined) => {
+      file.endRewrite()
+      if (fd !== undefined) {
         try {
-          return step()
-        } finally {
-          longestPause = Math.max(longestPause, performance.now() - t)
+          ops.close(fd)
+        } catch {
+          // Already closed.
         }
       }
-
-      /** A stretch that must fall between two group-commit batches. */
-      const paused = <A>(step: () => A): Effect.Effect<A> =>
-        logMutex.withPermits(1)(Effect.sync(() => timed(step)))
-
-      const writeEncoded = () => {
-        if (encoder.length === 0) return
-        writeFully(file.ops, fd!, encoder.contents(), position)
-        position += encoder.length
-        encoder.reset()
+      try {
+        removeIfPresent(ops, compactPath)
+      } catch {
+        // Left for the next open to remove.
       }
+    }
 
-      /** Copies the rewrite buffer to the new file, for at most `budget` ms (at least one chunk). */
-      const copyRewrite = (budget: number) => {
-        const chunks = file.rewrite!
+    /**
+     * Gives the new file the log's name and makes it the log. Synchronous:
+     * nothing can be appended between the last copied byte and the switch.
+     */
+    const switchTo = (
+      fd: number,
+      state: { readonly end: number; readonly records: number; readonly sequence: number; readonly salt: number }
+    ): StorageError | undefined => {
+      ops.datasync(fd)
+      ops.rename(compactPath, file.path)
+      const old = file.switchTo(fd, state)
+      let failed: StorageError | undefined
+      try {
+        ops.syncDirectory(directory)
+      } catch (error) {
+        // The rename may not survive a crash: the old log could come back
+        // without what is appended from now on. Refuse further writes.
+        failed = file.fail(`syncing directory ${directory} after compaction failed`, error)
+      }
+      releaseGradually(ops, old.fd, old.size)
+      return failed
+    }
+
+    const compact: Effect.Effect<CompactionReport, StorageError> = maintenance.withPermits(1)(
+      Effect.suspend(() => {
         const started = performance.now()
-        let copied = 0
-        while (copied < chunks.length && (copied === 0 || performance.now() - started < budget)) {
-          const chunk = chunks[copied++]
-          writeFully(file.ops, fd!, chunk, position)
-          position += chunk.length
-          file.rewriteBytes -= chunk.length
-        }
-        chunks.splice(0, copied)
-      }
+        let recordsBefore = file.records
+        let bytesBefore = file.end
+        let longestPause = 0
+        let fd: number | undefined
+        const salt = newSalt()
+        let position = fileHeaderLength
+        let sequence = 0
+        let records = 0
+        let syncedUpTo = fileHeaderLength
+        const encoder = new RecordEncoder(writeChunkBytes + 64 * 1024)
 
-      let syncedUpTo = headerLength
-      const syncNewFile = Effect.callback<void, StorageError>((resume) => {
-        fs.fdatasync(fd!, (error) => resume(error ? Effect.fail(ioError("syncing the compacted log", error)) : Effect.void))
-      })
-
-      const run = Effect.gen(function*() {
-        const begun = yield* paused(() => {
-          const error = flushBuffered() ?? file.refusal()
-          if (error !== undefined) return error
-          recordsBefore = file.records
-          bytesBefore = file.end
-          rewriteRecordsAtStart = file.records
-          fd = createCompactFile()
-          file.rewrite = []
-          file.rewriteBytes = 0
-          return undefined
-        })
-        if (begun !== undefined) return yield* Effect.fail(begun)
-
-        const walk = core.index.storedCursor()
-        while (true) {
-          const done = yield* Effect.sync(() =>
-            timed(() => {
-              const now = core.clock.currentTimeMillisUnsafe()
-              const started = performance.now()
-              const budget = turnMillis()
-              while (true) {
-                for (let i = 0; i < entriesPerClockCheck; i++) {
-                  if (!walk.next()) {
-                    writeEncoded()
-                    return true
-                  }
-                  if (walk.deadline <= now) continue
-                  encoder.appendPut(walk.key, walk.value, walk.deadline)
-                  records++
-                  if (encoder.length >= writeChunkBytes) writeEncoded()
-                }
-                if (performance.now() - started >= budget) return false
-              }
-            })
-          )
-          if (done) break
-          if (position - syncedUpTo >= syncEveryBytes) {
-            syncedUpTo = position
-            yield* syncNewFile
+        /** Runs a synchronous stretch of the compaction, timing it as a pause. */
+        const timed = <A>(step: () => A): A => {
+          const t = performance.now()
+          try {
+            return step()
+          } finally {
+            longestPause = Math.max(longestPause, performance.now() - t)
           }
-          yield* Effect.yieldNow
         }
 
-        // Busy writers may refill the buffer as fast as it is copied: after
-        // `maxCopyTurns`, the switch copies what is left. Each round's sync
-        // runs off the main thread while writers append; the next round
-        // copies what they appended, so the switch has little left to sync.
-        for (let round = 0; round < maxSyncRounds; round++) {
-          for (let turn = 0; turn < maxCopyTurns && file.rewriteBytes > switchBelowBytes; turn++) {
-            yield* Effect.sync(() => timed(() => copyRewrite(turnMillis())))
+        /** A stretch that must fall between two writer batches. */
+        const paused = <A>(step: () => A): Effect.Effect<A> =>
+          logMutex.withPermits(1)(Effect.sync(() => timed(step)))
+
+        const writeBatch = (batch: Uint8Array, count: number) => {
+          writeFully(ops, fd!, batch, position)
+          position += batch.length
+          records += count
+          sequence = (sequence + 1) >>> 0
+        }
+
+        const writeEncoded = () => {
+          if (encoder.count === 0) return
+          writeBatch(encoder.seal(sequence, salt, syncedUpTo), encoder.count)
+          encoder.reset()
+        }
+
+        /** Copies appended records to the new file, each chunk in a batch of its own, for about `budget` ms. */
+        const copyRewrite = (budget: number) =>
+          file.takeRewrite(budget, (chunk) => {
+            writeFully(ops, fd!, encodeBatchHeader(chunk.records, chunk.count, sequence, salt, syncedUpTo), position)
+            position += batchHeaderLength
+            writeBatch(chunk.records, chunk.count)
+          })
+
+        const syncNewFile = Effect.callback<void, StorageError>((resume) => {
+          const end = position
+          ops.datasyncInBackground(fd!, (error) => {
+            if (error) return resume(Effect.fail(ioError("syncing the compacted log", error)))
+            syncedUpTo = end
+            resume(Effect.void)
+          })
+        })
+
+        const run = Effect.gen(function*() {
+          const begun = yield* paused(() => {
+            const error = file.refusal()
+            if (error !== undefined) return error
+            recordsBefore = file.records
+            bytesBefore = file.end
+            fd = createCompactFile(salt)
+            file.beginRewrite()
+            return undefined
+          })
+          if (begun !== undefined) return yield* Effect.fail(begun)
+
+          const walk = core.index.storedCursor()
+          while (true) {
+            const done = yield* Effect.sync(() =>
+              timed(() => {
+                const now = core.clock.currentTimeMillisUnsafe()
+                const started = performance.now()
+                const budget = turnMillis()
+                while (true) {
+                  for (let i = 0; i < entriesPerClockCheck; i++) {
+                    if (!walk.next()) {
+                      writeEncoded()
+                      return true
+                    }
+                    if (walk.deadline <= now) continue
+                    encoder.appendPut(walk.key, walk.value, walk.deadline)
+                    if (encoder.length >= writeChunkBytes) writeEncoded()
+                  }
+                  if (performance.now() - started >= budget) return false
+                }
+              })
+            )
+            if (done) break
+            if (position - syncedUpTo >= syncEveryBytes) yield* syncNewFile
             yield* Effect.yieldNow
           }
-          yield* syncNewFile
-          if (file.rewriteBytes <= switchBelowBytes) break
-        }
 
-        const switched = yield* paused(() => {
-          const error = flushBuffered() ?? file.refusal()
-          if (error !== undefined) return error
-          copyRewrite(Infinity)
-          rewriteRecords = file.records - rewriteRecordsAtStart
-          const failed = switchTo(fd!, position, records + rewriteRecords)
-          fd = undefined
-          return failed
+          // Busy writers may refill the copy as fast as it is taken: after
+          // `maxCopyTurns`, the switch copies what is left. Each round's sync
+          // runs off the main thread while writers append; the next round
+          // copies what they appended, so the switch has little left to sync.
+          for (let round = 0; round < maxSyncRounds; round++) {
+            for (let turn = 0; turn < maxCopyTurns && file.rewriteBytes > switchBelowBytes; turn++) {
+              yield* Effect.sync(() => timed(() => copyRewrite(turnMillis())))
+              yield* Effect.yieldNow
+            }
+            yield* syncNewFile
+            if (file.rewriteBytes <= switchBelowBytes) break
+          }
+
+          const switched = yield* paused(() => {
+            const error = file.refusal()
+            if (error !== undefined) return error
+            copyRewrite(Infinity)
+            const failed = switchTo(fd!, { end: position, records, sequence, salt })
+            fd = undefined
+            return failed
+          })
+          if (switched !== undefined) return yield* Effect.fail(switched)
+          const report: CompactionReport = {
+            recordsBefore,
+            recordsAfter: records,
+            bytesBefore,
+            bytesAfter: position,
+            durationMillis: performance.now() - started,
+            longestPauseMillis: longestPause
+          }
+          lastReport = report
+          return report
         })
-        if (switched !== undefined) return yield* Effect.fail(switched)
-        const report: CompactionReport = {
-          recordsBefore,
-          recordsAfter: records + rewriteRecords,
-          bytesBefore,
-          bytesAfter: position,
-          durationMillis: performance.now() - started,
-          longestPauseMillis: longestPause
-        }
-        lastReport = report
-        return report
+
+        return run.pipe(
+          Effect.catchDefect((defect) => Effect.fail(ioError(`compacting ${file.path} failed`, defect))),
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (exit._tag === "Failure") discard(fd)
+            })
+          )
+        )
       })
+    )
 
-      return run.pipe(
-        Effect.catchDefect((defect) => Effect.fail(ioError(`compacting ${file.path} failed`, defect))),
-        Effect.onExit((exit) => Effect.sync(() => {
-          if (exit._tag === "Failure") discard(fd)
-        }))
-      )
-    })
-  )
+    const clear: Effect.Effect<void, StorageError> = maintenance.withPermits(1)(
+      logMutex.withPermits(1)(Effect.flatMap(
+        core.lock.write((): StorageError | undefined => {
+          const error = file.refusal()
+          if (error !== undefined) return error
+          let fd: number | undefined
+          try {
+            const salt = newSalt()
+            fd = createCompactFile(salt)
+            const failed = switchTo(fd, { end: fileHeaderLength, records: 0, sequence: 0, salt })
+            fd = undefined
+            core.index.clear()
+            return failed
+          } catch (error) {
+            discard(fd)
+            return ioError(`clearing ${file.path} failed; the log and the store are unchanged`, error)
+          }
+        }),
+        (error) => error === undefined ? Effect.void : Effect.fail(error)
+      ))
+    )
 
-  const clear: Effect.Effect<void, StorageError> = maintenance.withPermits(1)(
-    logMutex.withPermits(1)(Effect.flatMap(
-      core.lock.write((): StorageError | undefined => {
-        const error = flushBuffered() ?? file.refusal()
-        if (error !== undefined) return error
-        let fd: number | undefined
-        try {
-          fd = createCompactFile()
-          const failed = switchTo(fd, headerLength, 0)
-          fd = undefined
-          core.index.clear()
-          return failed
-        } catch (error) {
-          discard(fd)
-          return ioError(`clearing ${file.path} failed; the log and the store are unchanged`, error)
+    // Automatic compaction: once the log holds `factor` times more records
+    // than there are entries (and at least `minRecords`), the background
+    // fiber rewrites it. A request made before the fiber first waits is kept.
+    const { factor, minRecords } = options
+    let nextCheck = minRecords
+    let pending = false
+    let wake: (() => void) | undefined
+    const afterBatch = () => {
+      if (!options.auto || file.records < nextCheck) return
+      const live = core.index.storedSize
+      if (file.records > factor * Math.max(live, minRecords / factor)) {
+        nextCheck = Infinity
+        pending = true
+        wake?.()
+      } else {
+        nextCheck = Math.max(minRecords, Math.ceil(factor * live) + 1)
+      }
+    }
+    if (options.auto) {
+      const background = Effect.gen(function*() {
+        while (true) {
+          if (!pending) {
+            yield* Effect.callback<void>((resume) => {
+              wake = () => resume(Effect.void)
+            })
+          }
+          pending = false
+          wake = undefined
+          const result = yield* Effect.exit(compact)
+          if (Exit.isFailure(result)) yield* Effect.logWarning("kvlog: automatic compaction failed", result.cause)
+          nextCheck = file.records + Math.max(minRecords, core.index.storedSize)
         }
-      }),
-      (error) => error === undefined ? Effect.void : Effect.fail(error)
-    ))
-  )
+      })
+      yield* Effect.forkScoped(background)
+    }
 
-  return { compact, clear, lastReport: () => lastReport }
-}
+    return { compact, clear, lastReport: () => lastReport, afterBatch }
+  })

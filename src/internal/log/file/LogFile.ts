@@ -1,96 +1,95 @@
 /**
- * The open log file: where the next record goes, how many records it holds,
- * and whether it still accepts writes. Every byte that reaches the log goes
- * through `LogFile.append`, which keeps one invariant: the file's bytes up to
- * `end` are whole records, and nothing past `end` is ever acknowledged.
+ * The open log file: where the next batch goes, what is known durable, and
+ * whether the log still accepts writes. Every byte that reaches the log goes
+ * through `LogFile.appendBatch`, which keeps one invariant: the file's bytes
+ * up to `end` are whole batches, and nothing past `end` is ever acknowledged.
  *
- * System calls go through `FileOps` so that tests can make the disk fail
- * (ENOSPC, EIO) at a chosen call.
+ * The file also owns the copy a running compaction takes of every batch
+ * appended meanwhile (`beginRewrite`/`takeRewrite`): the compactor reads it,
+ * only this class writes it.
+ *
+ * System calls go through `FileOps`, so tests can fail a chosen call or run
+ * the log on a simulated disk.
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
+import * as Effect from "effect/Effect"
 import type { WriteStatus } from "../../../KeyValueStore.ts"
 import { StorageError } from "../../errors.ts"
+import { batchHeaderLength, fileHeaderLength } from "../format/LogFormat.ts"
+import type { RecordEncoder } from "../format/LogRecord.ts"
+import { type FileOps, writeFully } from "./FileOps.ts"
 
 /**
- * The file system calls the log makes while it runs: synchronous, because a
- * thread-pool hop costs ~30 µs a call here, more than the write itself.
+ * The log grows by this much at a time, written as zeros ahead of the
+ * batches: an `fdatasync` after a write that does not change the file's size
+ * has no metadata to commit, and measures ~25% cheaper here than one after an
+ * append. Replay reads zeros after the last batch as the log's end.
  */
-export interface FileOps {
-  readonly write: (fd: number, bytes: Uint8Array, position: number) => number
-  readonly datasync: (fd: number) => void
-  readonly truncate: (fd: number, length: number) => void
-}
+export const preallocationBytes = 1024 * 1024
 
-export const nodeFileOps: FileOps = {
-  write: (fd, bytes, position) => fs.writeSync(fd, bytes, 0, bytes.length, position),
-  datasync: (fd) => fs.fdatasyncSync(fd),
-  truncate: (fd, length) => fs.ftruncateSync(fd, length)
-}
-
-/** Makes a rename or a new file in `directory` durable. */
-export const syncDirectory = (directory: string): void => {
-  const fd = fs.openSync(directory, "r")
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
-export const directoryOf = (file: string): string => path.dirname(path.resolve(file))
+let zeros: Uint8Array | undefined
 
 const describeError = (error: unknown): string =>
   error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error)
 
-/** Writes all of `bytes` at `position`, looping over short writes. */
-export const writeFully = (ops: FileOps, fd: number, bytes: Uint8Array, position: number): void => {
-  let written = 0
-  while (written < bytes.length) {
-    const n = ops.write(fd, written === 0 ? bytes : bytes.subarray(written), position + written)
-    if (n <= 0) throw new Error(`write returned ${n}`)
-    written += n
-  }
+/** Records appended while a compaction runs, without their batch header (the copy gets its own). */
+export interface RewriteChunk {
+  readonly records: Uint8Array
+  readonly count: number
 }
 
-/**
- * The log grows by this much at a time, written as zeros ahead of the
- * records: an `fdatasync` after a write that does not change the file's size
- * has no metadata to commit, and measures ~25% cheaper here than one after an
- * append. Replay reads zeros after the last record as the log's end.
- */
-export const preallocationBytes = 1024 * 1024
-
-let zeros: Buffer | undefined
-
 export class LogFile {
-  /** Byte offset of the end of the last whole record: where the next one goes. */
-  end: number
+  /** Byte offset of the end of the last whole batch: where the next one goes. */
+  private _end: number
   /** Records in the file, live or not (compaction's trigger compares it to live entries). */
-  records: number
-  /** Bytes appended since the last sync (for the `"interval"` policy). */
-  unsynced = 0
+  private _records: number
+  /** The sequence number the next batch carries. */
+  private sequence: number
+  /** The file's salt: every batch header repeats it. */
+  private salt: number
+  /** Everything before this offset is durable: an `fdatasync` covering it has returned. */
+  private syncedEnd: number
   /** The file's size: `end` plus the zeros written ahead of it. */
-  allocated: number
+  private allocated: number
+  /** Bumped when compaction or `clear` switches files: a sync begun on the old file says nothing of the new one. */
+  private generation = 0
   private status: WriteStatus = { _tag: "Writable" }
-  /**
-   * While a compaction runs, a copy of every batch appended to this file, so
-   * the compacted file can be brought up to date before it replaces this one.
-   */
-  rewrite: Array<Uint8Array> | undefined = undefined
-  rewriteBytes = 0
+  private closed = false
+  private rewrite: Array<RewriteChunk> | undefined = undefined
+  private _rewriteBytes = 0
 
   readonly path: string
-  fd: number
+  private fd: number
   readonly ops: FileOps
 
-  constructor(filePath: string, fd: number, end: number, records: number, ops: FileOps) {
+  constructor(
+    filePath: string,
+    ops: FileOps,
+    fd: number,
+    state: { readonly end: number; readonly records: number; readonly sequence: number; readonly salt: number }
+  ) {
     this.path = filePath
-    this.fd = fd
-    this.end = end
-    this.records = records
     this.ops = ops
-    this.allocated = end
+    this.fd = fd
+    this._end = state.end
+    this._records = state.records
+    this.sequence = state.sequence
+    this.salt = state.salt
+    this.syncedEnd = state.end
+    this.acknowledgedEnd = state.end
+    this.allocated = ops.size(fd)
+  }
+
+  get end(): number {
+    return this._end
+  }
+
+  get records(): number {
+    return this._records
+  }
+
+  /** Bytes the file takes on disk, zeros written ahead included. */
+  get allocatedBytes(): number {
+    return this.allocated
   }
 
   get writeStatus(): WriteStatus {
@@ -105,52 +104,98 @@ export class LogFile {
   }
 
   /**
-   * Appends whole records and, if `sync`, makes them durable. On failure the
-   * file is cut back to where it was, so a later append never lands after a
-   * partial batch; if even that fails, or if the sync failed, the log turns
-   * read-only. Returns the error, or `undefined` on success.
+   * Writes the records in `encoder` as one batch (one `write()`), without
+   * syncing. On failure the file is cut back to where it was, so a later
+   * batch never lands after a partial one; if even that fails the log turns
+   * read-only. Returns the error, or `undefined` once the batch is in the
+   * file (in the page cache: a process crash no longer loses it).
    */
-  append(bytes: Uint8Array, records: number, sync: boolean): StorageError | undefined {
+  appendBatch(encoder: RecordEncoder, acknowledgedOnceWritten: boolean): StorageError | undefined {
     const refused = this.refusal()
     if (refused !== undefined) return refused
+    const batch = encoder.seal(this.sequence, this.salt, this.syncedEnd)
     try {
-      if (this.end + bytes.length > this.allocated) this.preallocate(this.end + bytes.length)
-      writeFully(this.ops, this.fd, bytes, this.end)
+      if (this._end + batch.length > this.allocated) this.preallocate(this._end + batch.length)
+      writeFully(this.ops, this.fd, batch, this._end)
     } catch (error) {
-      return this.rollBack(`write of ${bytes.length} bytes at offset ${this.end} failed`, error)
+      return this.rollBack(`write of ${batch.length} bytes at offset ${this._end} failed`, error)
     }
-    if (sync) {
-      try {
-        this.ops.datasync(this.fd)
-      } catch (error) {
-        // After a failed fsync Linux may have dropped the dirty pages and
-        // marked them clean: a retry could "succeed" without the data on disk.
-        // So nothing written since the last good sync can be trusted, and the
-        // log stops accepting writes (PostgreSQL's answer to "fsyncgate").
-        // The batch failed, so cut it off the file; that too is best effort,
-        // as the disk may still have written it: after a restart each of its
-        // writes may or may not be there, like a write whose answer was lost.
-        try {
-          this.ops.truncate(this.fd, this.end)
-        } catch {
-          // Read-only either way.
-        }
-        return this.fail(`fsync failed (${describeError(error)}); reopen the store to recover`, error)
-      }
-    }
-    this.end += bytes.length
-    this.records += records
-    this.unsynced = sync ? 0 : this.unsynced + bytes.length
+    this._end += batch.length
+    if (acknowledgedOnceWritten) this.acknowledgedEnd = this._end
+    this._records += encoder.count
+    this.sequence = (this.sequence + 1) >>> 0
     if (this.rewrite !== undefined) {
-      this.rewrite.push(Uint8Array.prototype.slice.call(bytes))
-      this.rewriteBytes += bytes.length
+      this.rewrite.push({ records: Uint8Array.prototype.slice.call(encoder.records()), count: encoder.count })
+      this._rewriteBytes += batch.length - batchHeaderLength
     }
     return undefined
   }
 
+  /**
+   * Batches past this offset wait for their sync before they are
+   * acknowledged (`"always"`): a failed sync cuts them off again.
+   */
+  private acknowledgedEnd = 0
+
+  /**
+   * Makes everything appended so far durable, on the main thread. After a
+   * failed `fdatasync` Linux may have dropped the dirty pages and marked them
+   * clean: a retry could "succeed" without the data on disk. So nothing
+   * written since the last good sync can be trusted, and the log stops
+   * accepting writes (PostgreSQL's answer to "fsyncgate").
+   */
+  sync(): StorageError | undefined {
+    const refused = this.refusal()
+    if (refused !== undefined) return refused
+    if (this.syncedEnd === this._end) return undefined
+    try {
+      this.ops.datasync(this.fd)
+    } catch (error) {
+      return this.syncFailed(error)
+    }
+    this.syncedEnd = this.acknowledgedEnd = this._end
+    return undefined
+  }
+
+  /**
+   * The same, off the main thread: reads and the gathering of the next batch
+   * go on while the disk works. Covers what was appended when it was called.
+   */
+  readonly syncInBackground: Effect.Effect<void, StorageError> = Effect.callback<void, StorageError>((resume) => {
+    const refused = this.refusal()
+    if (refused !== undefined) return resume(Effect.fail(refused))
+    const end = this._end
+    if (this.syncedEnd >= end) return resume(Effect.void)
+    const generation = this.generation
+    this.ops.datasyncInBackground(this.fd, (error) => {
+      if (generation !== this.generation) {
+        // The file was switched meanwhile: the new one was synced whole before it took the log's name.
+        return resume(Effect.void)
+      }
+      if (error !== null) return resume(Effect.fail(this.syncFailed(error)))
+      if (end > this.syncedEnd) this.syncedEnd = end
+      if (end > this.acknowledgedEnd) this.acknowledgedEnd = end
+      resume(Effect.void)
+    })
+  })
+
+  private syncFailed(error: unknown): StorageError {
+    // The batch being synced failed, so cut it off the file; best effort, as
+    // the disk may still have written it: after a restart each of its writes
+    // may or may not be there, like a write whose answer was lost.
+    if (this.acknowledgedEnd < this._end) {
+      try {
+        this.ops.truncate(this.fd, this.acknowledgedEnd)
+      } catch {
+        // Read-only either way.
+      }
+    }
+    return this.fail(`fsync failed (${describeError(error)}); reopen the store to recover`, error)
+  }
+
   /** Extends the file with zeros to at least `size`, in whole steps. */
   private preallocate(size: number): void {
-    zeros ??= Buffer.alloc(preallocationBytes)
+    zeros ??= new Uint8Array(preallocationBytes)
     let allocated = this.allocated
     while (allocated < size) {
       writeFully(this.ops, this.fd, zeros, allocated)
@@ -159,33 +204,76 @@ export class LogFile {
     this.allocated = allocated
   }
 
-  /** Makes `fd`, holding whole records up to `end`, the log. */
-  switchTo(fd: number, end: number, records: number): number {
-    const old = this.fd
-    this.fd = fd
-    this.end = end
-    this.allocated = end
-    this.records = records
-    this.unsynced = 0
+  // ---------------------------------------------------------------------------
+  // Compaction's copy of what is appended while it runs
+  // ---------------------------------------------------------------------------
+
+  /** From now on, keeps a copy of every batch's records until `takeRewrite` hands them over. */
+  beginRewrite(): void {
+    this.rewrite = []
+    this._rewriteBytes = 0
+  }
+
+  /** Bytes of records copied and not yet taken. */
+  get rewriteBytes(): number {
+    return this._rewriteBytes
+  }
+
+  /** Hands over the oldest copied chunks, at least one if any, until `budgetMillis` has passed. */
+  takeRewrite(budgetMillis: number, visit: (chunk: RewriteChunk) => void): void {
+    const chunks = this.rewrite
+    if (chunks === undefined) return
+    const started = performance.now()
+    let taken = 0
+    while (taken < chunks.length && (taken === 0 || performance.now() - started < budgetMillis)) {
+      const chunk = chunks[taken++]
+      this._rewriteBytes -= chunk.records.length
+      visit(chunk)
+    }
+    chunks.splice(0, taken)
+  }
+
+  /** Stops copying (the compaction is over, or failed). */
+  endRewrite(): void {
     this.rewrite = undefined
-    this.rewriteBytes = 0
+    this._rewriteBytes = 0
+  }
+
+  /**
+   * Makes `fd` the log: a file synced whole, holding `records` records in
+   * `sequence` batches up to `end`, with `salt`. Returns the old descriptor
+   * and its size, for the caller to release.
+   */
+  switchTo(
+    fd: number,
+    state: { readonly end: number; readonly records: number; readonly sequence: number; readonly salt: number }
+  ): { readonly fd: number; readonly size: number } {
+    const old = { fd: this.fd, size: this.allocated }
+    this.fd = fd
+    this._end = state.end
+    this.allocated = state.end
+    this._records = state.records
+    this.sequence = state.sequence
+    this.salt = state.salt
+    this.syncedEnd = state.end
+    this.acknowledgedEnd = state.end
+    this.generation++
+    this.endRewrite()
     return old
   }
 
-  private closed = false
-
-  /** Cuts off the zeros written ahead of the records, so a closed log ends at its last record. */
+  /** Cuts off the zeros written ahead of the batches, so a closed log ends at its last batch. */
   trim(): StorageError | undefined {
     const refused = this.refusal()
     if (refused !== undefined) return refused
-    if (this.allocated === this.end) return undefined
+    if (this.allocated === this._end) return undefined
     try {
-      this.ops.truncate(this.fd, this.end)
+      this.ops.truncate(this.fd, this._end)
       this.ops.datasync(this.fd)
-      this.allocated = this.end
+      this.allocated = this._end
       return undefined
     } catch (error) {
-      return this.fail(`trimming the file to ${this.end} bytes failed (${describeError(error)})`, error)
+      return this.fail(`trimming the file to ${this._end} bytes failed (${describeError(error)})`, error)
     }
   }
 
@@ -199,21 +287,7 @@ export class LogFile {
     this.refuseWrites()
     if (this.closed) return
     this.closed = true
-    fs.closeSync(this.fd)
-  }
-
-  /** Makes everything appended so far durable. */
-  sync(): StorageError | undefined {
-    const refused = this.refusal()
-    if (refused !== undefined) return refused
-    if (this.unsynced === 0) return undefined
-    try {
-      this.ops.datasync(this.fd)
-      this.unsynced = 0
-      return undefined
-    } catch (error) {
-      return this.fail(`fsync failed (${describeError(error)}); reopen the store to recover`, error)
-    }
+    this.ops.close(this.fd)
   }
 
   /** Turns the log read-only for good (until reopened), with `reason`. */
@@ -224,11 +298,11 @@ export class LogFile {
 
   private rollBack(what: string, error: unknown): StorageError {
     try {
-      this.ops.truncate(this.fd, this.end)
-      this.allocated = this.end
+      this.ops.truncate(this.fd, this._end)
+      this.allocated = this._end
     } catch (truncateError) {
       return this.fail(
-        `${what} (${describeError(error)}), and cutting the file back to ${this.end} failed too (${
+        `${what} (${describeError(error)}), and cutting the file back to ${this._end} failed too (${
           describeError(truncateError)
         })`,
         error
@@ -240,3 +314,6 @@ export class LogFile {
     })
   }
 }
+
+/** The state of a log that holds just its header. */
+export const emptyLogState = (salt: number) => ({ end: fileHeaderLength, records: 0, sequence: 0, salt })

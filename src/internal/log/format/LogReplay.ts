@@ -1,43 +1,69 @@
 /**
- * Replaying a log file: reads it in chunks with synchronous reads, gives every
- * valid record to a visitor, and decides what a bad record means (see
- * `classifyTail`). Memory is bounded by one chunk, or by the largest record
- * (about 192 MiB at the limits) while that record is being read.
+ * Replaying a log file: reads it in chunks through a synchronous `read`,
+ * checks each batch whole before giving its records to a visitor, and
+ * decides what the first bad batch means: the end of the log (zeros written
+ * ahead), a torn tail (the unsynced end of the log, as a crash leaves it:
+ * drop it), or damage to synced history (refuse). `docs/log-format.md`
+ * explains the rule and why it holds under a power cut.
+ *
+ * Memory is bounded by one chunk, or by the largest batch while that batch
+ * is being read (never more than the file holds).
  */
-import * as fs from "node:fs"
-import { checkHeader, frameHeaderLength, headerLength } from "./LogFormat.ts"
-import { classifyTail, type RecordVisitor, recordLengthAt, scanRecords } from "./LogScanner.ts"
+import {
+  batchCountAt,
+  batchHeaderLength,
+  batchRecordsCrcAt,
+  checkFileHeader,
+  crc32,
+  fileHeaderLength,
+  isBatchHeader,
+  isZero,
+  readU32,
+  syncedThroughOf,
+  writeU32
+} from "./LogFormat.ts"
+import { applyRecords, batchHeaderProblem, type RecordVisitor, recordsProblem } from "./LogScanner.ts"
+
+/**
+ * Reads up to `length` bytes at file offset `position` into
+ * `buffer[offset..]`; returns how many were read, 0 at the end of the file.
+ */
+export type ReadAt = (buffer: Uint8Array, offset: number, length: number, position: number) => number
 
 /**
  * Options of `replayFile`.
  *
- * - `onCorruption`: `"fail"` refuses a log damaged before its tail;
- *   `"truncate"` keeps the records before the first bad one and reports the
+ * - `onCorruption`: `"fail"` refuses a log whose synced history is damaged;
+ *   `"truncate"` keeps the batches before the first bad one and reports the
  *   rest as dropped (the user's explicit choice to lose data).
- * - `chunkSize`: bytes read per `readSync` (default 1 MiB).
+ * - `chunkSize`: bytes read per `read` (default 1 MiB).
  */
 export interface ReplayOptions {
   readonly onCorruption: "fail" | "truncate"
   readonly chunkSize?: number
 }
 
-/** Where the valid records end, and why the rest was dropped. */
+/** What replay dropped from the end of the file, and why. */
 export interface DroppedTail {
-  /** File offset of the first byte dropped (the bad record). */
+  /** File offset of the first byte dropped (the first bad batch). */
   readonly offset: number
+  /** Bytes from `offset` to the end of the file. */
+  readonly bytes: number
   readonly reason: string
 }
 
 /**
  * The outcome of a replay.
  *
- * - `Ok`: `records` records were given to the visitor. Truncate the file to
- *   `validEnd` before appending to it. `validEnd` is 0 when the file holds no
- *   complete header (a crash while creating it): write a fresh header.
- *   `tornTail` is set when a torn tail was dropped (warn); `truncated` when
- *   corruption was dropped because `onCorruption` is `"truncate"`.
- * - `Corrupt`: the log is damaged before its tail, at `offset`; refuse to open.
- *   The visitor has seen the records before `offset`.
+ * - `Ok`: `records` records in `batches` batches were given to the visitor;
+ *   the next batch appended has sequence `batches` and carries `salt`.
+ *   Truncate the file to `validEnd` before appending to it. `validEnd` is 0
+ *   (and `salt` undefined) when the file holds no complete header (a crash
+ *   while creating it): write a fresh one. `tornTail` is set when the
+ *   unsynced end of the log was dropped (warn); `truncated` when damaged
+ *   history was dropped because `onCorruption` is `"truncate"`.
+ * - `Corrupt`: the log's synced history is damaged at `offset`; refuse to
+ *   open. The visitor has seen the batches before `offset`.
  * - `NotALog`: the file does not begin with a kvlog header of this version.
  */
 export type ReplayResult =
@@ -45,6 +71,8 @@ export type ReplayResult =
     readonly _tag: "Ok"
     readonly validEnd: number
     readonly records: number
+    readonly batches: number
+    readonly salt: number | undefined
     readonly tornTail?: DroppedTail
     readonly truncated?: DroppedTail
   }
@@ -52,124 +80,219 @@ export type ReplayResult =
   | { readonly _tag: "NotALog"; readonly reason: string }
 
 const defaultChunkSize = 1024 * 1024
+const minChunkSize = 64
 
 /**
- * Replays the log open at `fd`, whose size is `fileSize`, into `visitor`.
- * Never throws for any file content; throws only what `fs.readSync` or the
- * visitor throws.
+ * Replays the log whose size is `fileSize` through `read` into `visitor`.
+ * Never throws for any file content; throws only what `read` or the visitor
+ * throws.
  */
 export const replayFile = (
-  fd: number,
+  read: ReadAt,
   fileSize: number,
   visitor: RecordVisitor,
   options: ReplayOptions
 ): ReplayResult => {
-  const chunkSize = Math.max(options.chunkSize ?? defaultChunkSize, 4 * frameHeaderLength)
-  let chunk = Buffer.allocUnsafeSlow(Math.max(chunkSize, headerLength))
+  const chunkSize = Math.max(options.chunkSize ?? defaultChunkSize, minChunkSize)
+  // A small log needs no full chunk; one that grows during replay is read in more chunks.
+  let chunk: Buffer = Buffer.allocUnsafeSlow(Math.max(Math.min(chunkSize, fileSize), minChunkSize))
 
-  const headerRead = readFully(fd, chunk, 0, Math.min(headerLength, fileSize), 0)
-  const header = checkHeader(chunk.subarray(0, headerRead))
-  if (header._tag === "Empty") return { _tag: "Ok", validEnd: 0, records: 0 }
+  const header = checkFileHeader(chunk.subarray(0, readFully(read, chunk, 0, Math.min(fileHeaderLength, fileSize), 0)))
+  if (header._tag === "Empty") return fresh
   if (header._tag === "NotALog") {
     // A header of zeros in a file of zeros is a creation that never reached the disk.
-    return isZeroFrom(fd, chunk, 0, fileSize)
-      ? { _tag: "Ok", validEnd: 0, records: 0 }
-      : header
+    return isZeroFrom(read, chunk, 0, fileSize) ? fresh : header
   }
+  const salt = header.salt
 
   let end = fileSize
-  let position = headerLength // file offset of chunk[0]
+  let position = fileHeaderLength // file offset of chunk[0]
   let filled = 0 // bytes of chunk holding file data
+  let at = 0 // chunk offset of the next batch
   let records = 0
+  let batches = 0
+  let expectTold = visitor.expect === undefined
+  let damage: string // why the batch at `position + at` is bad
   for (;;) {
-    const wanted = Math.min(chunk.length - filled, end - (position + filled))
-    const read = readFully(fd, chunk, filled, wanted, position + filled)
-    // The file shrank under us: treat what we have as the end (never loop forever).
-    if (read < wanted) end = position + filled + read
-    filled += read
-    const scan = scanRecords(chunk, 0, filled, visitor)
-    if (records === 0 && scan.records > 0 && visitor.expect !== undefined && position + filled < end) {
-      // The first chunk's records are a sample of the whole log's.
-      visitor.expect(Math.ceil((scan.records * (end - headerLength)) / scan.offset))
-    }
-    records += scan.records
-    const atEnd = position + filled === end
-    if (scan._tag === "Done" && !atEnd) {
-      // Carry the straddling record over to the front of the chunk.
-      const rest = filled - scan.offset
-      const needed = rest >= frameHeaderLength ? recordLengthAt(chunk, scan.offset) : frameHeaderLength
-      if (needed > chunk.length || (chunk.length > chunkSize && needed <= chunkSize)) {
-        // Grow for a record larger than a chunk; shrink back after it.
-        const next = Buffer.allocUnsafeSlow(Math.max(needed, chunkSize))
-        chunk.copy(next, 0, scan.offset, filled)
-        chunk = next
-      } else {
-        chunk.copyWithin(0, scan.offset, filled)
+    const available = filled - at
+    const batchOffset = position + at
+    if (available < batchHeaderLength) {
+      if (position + filled < end) {
+        ;[chunk, position, filled] = refill(read, chunk, chunkSize, at, filled, position, end, batchHeaderLength)
+        at = 0
+        if (filled < Math.min(chunk.length, end - position)) end = position + filled // the file shrank
+        continue
       }
-      position += scan.offset
-      filled = rest
+      if (available === 0) return { _tag: "Ok", validEnd: batchOffset, records, batches, salt }
+      damage = `the file ends inside a batch header (${available} of ${batchHeaderLength} bytes)`
+      break
+    }
+    const headerProblem = batchHeaderProblem(chunk, at, salt, batches)
+    if (headerProblem !== undefined) {
+      damage = headerProblem
+      break
+    }
+    const recordsStart = at + batchHeaderLength
+    const recordsEnd = recordsStart + readU32(chunk, at)
+    if (recordsEnd > filled) {
+      if (batchOffset + (recordsEnd - at) > end) {
+        damage = `the file ends inside a batch (${end - batchOffset} of ${recordsEnd - at} bytes)`
+        break
+      }
+      if (!expectTold && records > 0) {
+        // The first chunk's records are a sample of the whole log's.
+        expectTold = true
+        visitor.expect!(Math.ceil((records * (end - fileHeaderLength)) / (batchOffset - fileHeaderLength)))
+      }
+      ;[chunk, position, filled] = refill(read, chunk, chunkSize, at, filled, position, end, recordsEnd - at)
+      at = 0
+      if (filled < Math.min(chunk.length, end - position)) end = position + filled // the file shrank
       continue
     }
-    if (scan._tag === "Done" && scan.offset === filled) {
-      return { _tag: "Ok", validEnd: end, records }
+    if (crc32(chunk, recordsStart, recordsEnd) !== readU32(chunk, at + batchRecordsCrcAt)) {
+      damage = "the records' CRC32 does not match"
+      break
     }
-    // A bad record, or an incomplete one at the end of the file.
-    const badOffset = position + scan.offset
-    const reason = scan._tag === "Corrupt" ? scan.reason : "an incomplete record"
-    const inMemory = chunk.subarray(scan.offset, filled)
-    // Only on this error path: read the rest of the file into a scratch
-    // buffer of its own, so that `inMemory` stays intact.
-    const scratch = Buffer.allocUnsafeSlow(64 * 1024)
-    const zeroFrom = (relative: number): boolean => isZeroFrom(fd, scratch, badOffset + relative, end)
-    // Zeros from here on are space filled ahead of the log's growth: the
-    // log simply ends here.
-    if (isZero(inMemory, Math.min(inMemory.length, frameHeaderLength)) && zeroFrom(0)) {
-      return { _tag: "Ok", validEnd: badOffset, records }
+    const count = readU32(chunk, at + batchCountAt)
+    const malformed = recordsProblem(chunk, recordsStart, recordsEnd, count)
+    if (malformed !== undefined) {
+      // The writer never writes such a batch, so no crash explains it.
+      return corruption(
+        options,
+        batchOffset,
+        end,
+        { records, batches, salt },
+        `the batch's checksums match but its records are malformed: ${malformed}`
+      )
     }
-    const verdict = classifyTail(inMemory, end - badOffset, reason, zeroFrom)
-    const dropped: DroppedTail = { offset: badOffset, reason: verdict.reason }
-    if (verdict._tag === "TornTail") return { _tag: "Ok", validEnd: badOffset, records, tornTail: dropped }
-    if (options.onCorruption === "truncate") return { _tag: "Ok", validEnd: badOffset, records, truncated: dropped }
-    return { _tag: "Corrupt", offset: badOffset, reason: verdict.reason }
+    applyRecords(chunk, recordsStart, recordsEnd, visitor)
+    records += count
+    batches++
+    at = recordsEnd
   }
+
+  // The batch at X is bad or incomplete: X ends the log, or starts a torn
+  // tail, or is damage to synced history. Only this path reads past X again.
+  const applied = { records, batches, salt }
+  const x = position + at
+  if (isZeroFrom(read, chunk, x, end)) return { _tag: "Ok", validEnd: x, ...applied }
+  const later = searchBatchHeaders(read, chunk, x, end, salt)
+  if (later.synced !== undefined) {
+    return corruption(
+      options,
+      x,
+      end,
+      applied,
+      `${damage}, and the batch at byte offset ${later.synced.offset} records everything before byte offset ${later.synced.syncedThrough} as synced: damage to synced data`
+    )
+  }
+  const reason = later.count === 0
+    ? `${damage}, and nothing after it is a batch of this log: a write cut short by a crash, which cannot be told from damage to the last synced batch`
+    : `${damage}; the ${later.count} batch${later.count === 1 ? "" : "es"} after it ${later.count === 1 ? "was" : "were"} written before it was synced: the unsynced end of the log, as a crash leaves it`
+  return { _tag: "Ok", validEnd: x, ...applied, tornTail: { offset: x, bytes: end - x, reason } }
+}
+
+const fresh: ReplayResult = { _tag: "Ok", validEnd: 0, records: 0, batches: 0, salt: undefined }
+
+const corruption = (
+  options: ReplayOptions,
+  offset: number,
+  end: number,
+  applied: { readonly records: number; readonly batches: number; readonly salt: number },
+  reason: string
+): ReplayResult =>
+  options.onCorruption === "truncate"
+    ? { _tag: "Ok", validEnd: offset, ...applied, truncated: { offset, bytes: end - offset, reason } }
+    : { _tag: "Corrupt", offset, reason }
+
+/**
+ * Moves the unconsumed `chunk[at, filled)` to the front, grows the chunk to
+ * hold `needed` bytes (or shrinks it back to `chunkSize` after a large
+ * batch), and reads as much of the file after it as fits. Returns the chunk,
+ * the file offset of its first byte, and how many bytes it holds.
+ */
+const refill = (
+  read: ReadAt,
+  chunk: Buffer,
+  chunkSize: number,
+  at: number,
+  filled: number,
+  position: number,
+  end: number,
+  needed: number
+): [Buffer, number, number] => {
+  const rest = filled - at
+  if (needed > chunk.length || (chunk.length > chunkSize && needed <= chunkSize)) {
+    const next = Buffer.allocUnsafeSlow(Math.max(needed, chunkSize))
+    chunk.copy(next, 0, at, filled)
+    chunk = next
+  } else if (at > 0) {
+    chunk.copyWithin(0, at, filled)
+  }
+  position += at
+  const wanted = Math.min(chunk.length - rest, end - (position + rest))
+  return [chunk, position, rest + readFully(read, chunk, rest, wanted, position + rest)]
+}
+
+/**
+ * Looks at every file offset Y in (x, end - 32] for a valid batch header of
+ * this file (its salt, then its CRC). Stops at the first whose syncedThrough
+ * lies past x: a batch written after a sync that covered x. Reads through
+ * `scratch`, overwriting it. Fast because a salt is rare: `indexOf` finds
+ * each candidate natively, and only candidates get a CRC.
+ */
+const searchBatchHeaders = (
+  read: ReadAt,
+  scratch: Buffer,
+  x: number,
+  end: number,
+  salt: number
+): { readonly count: number; readonly synced?: { readonly offset: number; readonly syncedThrough: number } } => {
+  const saltBytes = Buffer.alloc(4)
+  writeU32(saltBytes, 0, salt)
+  const saltAt = 12
+  let count = 0
+  let position = x + 1
+  while (end - position >= batchHeaderLength) {
+    const length = readFully(read, scratch, 0, Math.min(scratch.length, end - position), position)
+    if (length < batchHeaderLength) break // the file shrank
+    const view = scratch.subarray(0, length)
+    for (let i = view.indexOf(saltBytes, saltAt); i !== -1 && i - saltAt + batchHeaderLength <= length; i = view.indexOf(saltBytes, i + 1)) {
+      const y = i - saltAt
+      if (!isBatchHeader(view, y, salt)) continue
+      count++
+      const syncedThrough = syncedThroughOf(view, y)
+      if (syncedThrough > x) return { count, synced: { offset: position + y, syncedThrough } }
+    }
+    // The next read starts where a header not wholly in this one could start.
+    position += length - (batchHeaderLength - 1)
+    if (length < scratch.length) break
+  }
+  return { count }
 }
 
 /**
  * Reads up to `length` bytes at file offset `position` into `buf[offset..]`,
  * retrying short reads. Returns the bytes read: fewer only at end of file.
  */
-const readFully = (fd: number, buf: Buffer, offset: number, length: number, position: number): number => {
+const readFully = (read: ReadAt, buf: Uint8Array, offset: number, length: number, position: number): number => {
   let done = 0
   while (done < length) {
-    const read = fs.readSync(fd, buf, offset + done, length - done, position + done)
-    if (read === 0) break
-    done += read
+    const n = read(buf, offset + done, length - done, position + done)
+    if (!(n > 0)) break
+    done += n
   }
   return done
 }
 
-/**
- * Whether every byte of the file from `from` to `end` is zero. `inMemory`, if
- * given, holds the file's bytes from `from` on, so they need not be read
- * again. Reads the rest through `scratch`, whose contents it overwrites.
- */
-const isZeroFrom = (fd: number, scratch: Buffer, from: number, end: number, inMemory?: Uint8Array): boolean => {
+/** Whether every byte of the file from `from` to `end` is zero. Reads through `scratch`, overwriting it. */
+const isZeroFrom = (read: ReadAt, scratch: Buffer, from: number, end: number): boolean => {
   let position = from
-  if (inMemory !== undefined) {
-    if (!isZero(inMemory, inMemory.length)) return false
-    position += inMemory.length
-  }
-  // `inMemory` may be a view of `scratch`: it has been checked before reading over it.
   while (position < end) {
-    const read = readFully(fd, scratch, 0, Math.min(scratch.length, end - position), position)
-    if (read === 0) return true
-    if (!isZero(scratch, read)) return false
-    position += read
+    const n = readFully(read, scratch, 0, Math.min(scratch.length, end - position), position)
+    if (n === 0) return true
+    if (!isZero(scratch, 0, n)) return false
+    position += n
   }
-  return true
-}
-
-const isZero = (bytes: Uint8Array, length: number): boolean => {
-  for (let i = 0; i < length; i++) if (bytes[i] !== 0) return false
   return true
 }

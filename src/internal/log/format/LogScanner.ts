@@ -1,27 +1,33 @@
 /**
- * Decoding log records: `scanRecords` walks the framed records in a byte
- * range, checks each one completely, and hands it to a visitor; `classifyTail`
- * decides whether a bad record is a torn tail (a crash cut the last write
- * short: drop it) or corruption inside the log (refuse to open).
+ * Decoding log batches: `batchHeaderProblem` checks a batch header,
+ * `recordsProblem` checks every record of a batch without decoding it, and
+ * `applyRecords` decodes checked records into a visitor. Replay applies a
+ * batch only once all of it has checked out, so a visitor never sees half a
+ * batch.
  *
  * This is the hot path of replay: no object per record, strings decoded
- * straight from the buffer, the CRC checked in place. It never throws on any
- * input (only the visitor can throw).
+ * straight from the buffer. Nothing here throws on any input (only the
+ * visitor can throw).
  */
 import * as Limits from "../../Limits.ts"
 import {
+  batchHeaderCrcAt,
+  batchRecordsLengthAt,
+  batchSaltAt,
+  batchSequenceAt,
   crc32,
   flagBytes,
   flagDeadline,
-  frameHeaderLength,
   knownFlags,
+  maxBatchRecordsBytes,
   maxKeyBytes,
   maxPayloadLength,
   maxValueBytes,
   minPayloadLength,
   opDelete,
   opPut,
-  readU32
+  readU32,
+  recordHeaderLength
 } from "./LogFormat.ts"
 
 /**
@@ -37,98 +43,160 @@ export interface RecordVisitor {
 }
 
 /**
- * How a scan of `[start, end)` ended. `records` counts the records given to
- * the visitor.
- *
- * - `Done`: every complete record was consumed; `offset` is the first byte not
- *   consumed. If `offset < end`, a record straddles `end`: read more and scan
- *   again from `offset` (`recordLengthAt` says how long it is, once its 12-byte
- *   frame header is in the buffer).
- * - `Corrupt`: the record at `offset` is bad; `reason` says how. Records
- *   before it were consumed.
+ * What is wrong with the batch header at `buf[at, at + 32)` of a file whose
+ * salt is `salt`, where batch number `sequence` is expected; `undefined` if
+ * nothing. Once it passes, its records length is within bounds, so the batch
+ * can be read; its count is checked with its records (`recordsProblem`).
  */
-export type ScanResult =
-  | { readonly _tag: "Done"; readonly offset: number; readonly records: number }
-  | { readonly _tag: "Corrupt"; readonly offset: number; readonly records: number; readonly reason: string }
+export const batchHeaderProblem = (buf: Uint8Array, at: number, salt: number, sequence: number): string | undefined => {
+  if (readU32(buf, at + batchHeaderCrcAt) !== crc32(buf, at, at + batchHeaderCrcAt)) {
+    return "the batch header's CRC32 does not match"
+  }
+  if (readU32(buf, at + batchSaltAt) !== salt) return "the batch header carries another file's salt"
+  const found = readU32(buf, at + batchSequenceAt)
+  if (found !== sequence >>> 0) return `batch sequence ${found} where ${sequence >>> 0} was expected`
+  const recordsLength = readU32(buf, at + batchRecordsLengthAt)
+  if (recordsLength > maxBatchRecordsBytes) return `impossible records length ${recordsLength}`
+  return undefined
+}
 
 /**
- * Decodes the records in `buf[start, end)`, calling `visitor` for each valid
- * one, and stops at the first bad or incomplete record.
+ * What is wrong with the `count` records in `buf[start, end)`, naming the
+ * bad record's offset relative to `start`; `undefined` if they are exactly
+ * `count` well-formed records filling the range. Decodes no string unless it
+ * is long enough to break a limit.
  *
- * A frame header is checked as soon as its 12 bytes are in range: a bad length
- * check or an impossible length is `Corrupt` even if the payload lies beyond
- * `end`. A record is given to the visitor only once all of it has been checked.
- *
- * Strings are not validated as UTF-8: a record whose CRC matches holds the
- * bytes the encoder wrote, and the encoder writes only well-formed UTF-8.
- * (Decoding would not throw anyway: a bad sequence would read as U+FFFD.)
+ * Strings are not checked as UTF-8: records whose CRC matches hold the bytes
+ * the encoder wrote, and the encoder writes only well-formed UTF-8. (Decoding
+ * would not throw anyway: a bad sequence reads as U+FFFD.)
  */
-export const scanRecords = (buf: Buffer, start: number, end: number, visitor: RecordVisitor): ScanResult => {
-  let offset = start
+export const recordsProblem = (buf: Buffer, start: number, end: number, count: number): string | undefined => {
+  if (count === 0) return "a batch of no records"
+  let at = start
   let records = 0
-  while (end - offset >= frameHeaderLength) {
-    const length = readU32(buf, offset)
-    if ((length ^ readU32(buf, offset + 4)) !== -1) {
-      return corrupt(offset, records, "the length check does not match the length")
+  while (at < end) {
+    if (records === count) return `more bytes after its ${count} records (at +${at - start})`
+    if (end - at < recordHeaderLength) return `an incomplete record length (at +${at - start})`
+    const length = readU32(buf, at)
+    if (length < minPayloadLength || length > maxPayloadLength || length > end - at - recordHeaderLength) {
+      return `impossible payload length ${length} (record at +${at - start})`
     }
-    if (length < minPayloadLength || length > maxPayloadLength) {
-      return corrupt(offset, records, `impossible payload length ${length}`)
-    }
-    const payloadStart = offset + frameHeaderLength
-    const payloadEnd = payloadStart + length
-    if (payloadEnd > end) break
-    if (crc32(buf, payloadStart, payloadEnd) !== readU32(buf, offset + 8)) {
-      return corrupt(offset, records, "the payload's CRC32 does not match")
-    }
-    const op = buf[payloadStart]
-    const flags = buf[payloadStart + 1]
-    let at = payloadStart + 2
-    if (op === opPut) {
-      if ((flags & ~knownFlags) !== 0) return corrupt(offset, records, `unknown flags 0x${flags.toString(16)}`)
-      let deadline = Infinity
-      if ((flags & flagDeadline) !== 0) {
-        if (payloadEnd - at < 8 + 4) return corrupt(offset, records, "the payload is too short for its deadline")
-        deadline = buf.readDoubleLE(at)
-        // Also rejects NaN, and Infinity (which is written as "no deadline").
-        if (!(deadline > 0 && deadline < Infinity)) return corrupt(offset, records, `invalid deadline ${deadline}`)
-        at += 8
-      }
-      const keyByteLength = readU32(buf, at)
-      at += 4
-      if (keyByteLength > maxKeyBytes || keyByteLength > payloadEnd - at) {
-        return corrupt(offset, records, `invalid key length ${keyByteLength}`)
-      }
-      const key = decodeUtf8(buf, at, at + keyByteLength)
-      if (key.length > Limits.maxKeyLength) return corrupt(offset, records, `key longer than ${Limits.maxKeyLength}`)
-      at += keyByteLength
-      let value: string | Uint8Array
-      if ((flags & flagBytes) !== 0) {
-        if (payloadEnd - at > Limits.maxValueLength) return corrupt(offset, records, "value longer than the limit")
-        // A copy: the caller reuses `buf` for the next chunk.
-        value = new Uint8Array(buf.buffer, buf.byteOffset + at, payloadEnd - at).slice()
-      } else {
-        if (payloadEnd - at > maxValueBytes) return corrupt(offset, records, "value longer than the limit")
-        value = decodeUtf8(buf, at, payloadEnd)
-        if (value.length > Limits.maxValueLength) return corrupt(offset, records, "value longer than the limit")
-      }
-      visitor.put(key, value, deadline)
-    } else if (op === opDelete) {
-      if (flags !== 0) return corrupt(offset, records, `a delete with flags 0x${flags.toString(16)}`)
-      const keyByteLength = readU32(buf, at)
-      at += 4
-      if (keyByteLength !== payloadEnd - at || keyByteLength > maxKeyBytes) {
-        return corrupt(offset, records, `a delete whose key length ${keyByteLength} does not fill its payload`)
-      }
-      const key = decodeUtf8(buf, at, payloadEnd)
-      if (key.length > Limits.maxKeyLength) return corrupt(offset, records, `key longer than ${Limits.maxKeyLength}`)
-      visitor.delete(key)
-    } else {
-      return corrupt(offset, records, `unknown op ${op}`)
-    }
-    offset = payloadEnd
+    const problem = payloadProblem(buf, at + recordHeaderLength, at + recordHeaderLength + length)
+    if (problem !== undefined) return `${problem} (record at +${at - start})`
+    at += recordHeaderLength + length
     records++
   }
-  return { _tag: "Done", offset, records }
+  return records === count ? undefined : `${records} records where the header says ${count}`
+}
+
+/** What is wrong with the payload `buf[start, end)` (at least `minPayloadLength` bytes); `undefined` if nothing. */
+const payloadProblem = (buf: Buffer, start: number, end: number): string | undefined => {
+  const op = buf[start]
+  const flags = buf[start + 1]
+  let at = start + 2
+  if (op === opPut) {
+    if ((flags & ~knownFlags) !== 0) return `unknown flags 0x${flags.toString(16)}`
+    if ((flags & flagDeadline) !== 0) {
+      if (end - at < 8 + 4) return "the payload is too short for its deadline"
+      const deadline = buf.readDoubleLE(at)
+      // Also rejects NaN, and Infinity (which is written as "no deadline").
+      if (!(deadline > 0 && deadline < Infinity)) return `invalid deadline ${deadline}`
+      at += 8
+    }
+    const keyByteLength = readU32(buf, at)
+    at += 4
+    if (keyByteLength > maxKeyBytes || keyByteLength > end - at) return `invalid key length ${keyByteLength}`
+    if (keyByteLength > Limits.maxKeyLength && decodeUtf8(buf, at, at + keyByteLength).length > Limits.maxKeyLength) {
+      return `key longer than ${Limits.maxKeyLength}`
+    }
+    at += keyByteLength
+    const valueByteLength = end - at
+    if ((flags & flagBytes) !== 0) {
+      if (valueByteLength > Limits.maxValueLength) return "value longer than the limit"
+    } else {
+      if (valueByteLength > maxValueBytes) return "value longer than the limit"
+      if (valueByteLength > Limits.maxValueLength && decodeUtf8(buf, at, end).length > Limits.maxValueLength) {
+        return "value longer than the limit"
+      }
+    }
+    return undefined
+  }
+  if (op === opDelete) {
+    if (flags !== 0) return `a delete with flags 0x${flags.toString(16)}`
+    const keyByteLength = readU32(buf, at)
+    at += 4
+    if (keyByteLength !== end - at || keyByteLength > maxKeyBytes) {
+      return `a delete whose key length ${keyByteLength} does not fill its payload`
+    }
+    if (keyByteLength > Limits.maxKeyLength && decodeUtf8(buf, at, end).length > Limits.maxKeyLength) {
+      return `key longer than ${Limits.maxKeyLength}`
+    }
+    return undefined
+  }
+  return `unknown op ${op}`
+}
+
+/**
+ * Gives the records in `buf[start, end)` to `visitor`, in order. Only for
+ * records `recordsProblem` has passed: it checks nothing itself.
+ */
+export const applyRecords = (buf: Buffer, start: number, end: number, visitor: RecordVisitor): void => {
+  let at = start
+  while (at < end) {
+    const payloadEnd = at + recordHeaderLength + readU32(buf, at)
+    const flags = buf[at + recordHeaderLength + 1]
+    if (buf[at + recordHeaderLength] === opPut) {
+      let p = at + recordHeaderLength + 2
+      let deadline = Infinity
+      if ((flags & flagDeadline) !== 0) {
+        deadline = buf.readDoubleLE(p)
+        p += 8
+      }
+      const keyEnd = p + 4 + readU32(buf, p)
+      const key = decodeUtf8(buf, p + 4, keyEnd)
+      visitor.put(
+        key,
+        (flags & flagBytes) !== 0
+          // A copy: the caller reuses `buf` for the next chunk.
+          ? new Uint8Array(buf.buffer, buf.byteOffset + keyEnd, payloadEnd - keyEnd).slice()
+          : decodeUtf8(buf, keyEnd, payloadEnd),
+        deadline
+      )
+    } else {
+      visitor.delete(decodeUtf8(buf, at + recordHeaderLength + 6, payloadEnd))
+    }
+    at = payloadEnd
+  }
+}
+
+/** How `scanRecords` ended: `records` records applied, or the reason none was. */
+export type ScanResult =
+  | { readonly _tag: "Done"; readonly records: number }
+  | { readonly _tag: "Corrupt"; readonly reason: string }
+
+/**
+ * Checks the records in `buf[start, end)` (exactly `count` of them, when
+ * given), then gives them all to `visitor`, or none if any is bad.
+ */
+export const scanRecords = (
+  buf: Buffer,
+  start: number,
+  end: number,
+  visitor: RecordVisitor,
+  count?: number
+): ScanResult => {
+  const expected = count ?? countRecords(buf, start, end)
+  const problem = recordsProblem(buf, start, end, expected)
+  if (problem !== undefined) return { _tag: "Corrupt", reason: problem }
+  applyRecords(buf, start, end, visitor)
+  return { _tag: "Done", records: expected }
+}
+
+/** How many records the lengths in `buf[start, end)` delimit (structure unchecked). */
+const countRecords = (buf: Uint8Array, start: number, end: number): number => {
+  let records = 0
+  for (let at = start; end - at >= recordHeaderLength; at += recordHeaderLength + readU32(buf, at)) records++
+  return records
 }
 
 /**
@@ -204,84 +272,3 @@ const utf8Slice: (buf: Buffer, start: number, end: number) => string =
     ? (buf, start, end) => (buf as unknown as Utf8Slicer).utf8Slice(start, end)
     : (buf, start, end) => buf.toString("utf8", start, end)
 
-const corrupt = (offset: number, records: number, reason: string): ScanResult => ({
-  _tag: "Corrupt",
-  offset,
-  records,
-  reason
-})
-
-/**
- * The length in bytes (frame header included) that the record at `offset`
- * declares. Meaningful after `scanRecords` stopped with `Done` at `offset` with
- * at least 12 bytes left, which means the frame header there is valid.
- */
-export const recordLengthAt = (buf: Uint8Array, offset: number): number =>
-  frameHeaderLength + readU32(buf, offset)
-
-// =============================================================================
-// Torn tail or corruption
-// =============================================================================
-
-/**
- * What a bad or incomplete record at file offset X means:
- *
- * - `TornTail`: a crash cut the last write short. Drop everything from X on
- *   (truncate the file to X) and warn.
- * - `Corruption`: the log is damaged before its tail. Refuse to open, naming
- *   X, unless the user asked to truncate at the first bad record.
- */
-export type TailVerdict =
-  | { readonly _tag: "TornTail"; readonly reason: string }
-  | { readonly _tag: "Corruption"; readonly reason: string }
-
-/**
- * The torn-tail rule. A bad or incomplete record at X is a torn tail iff
- * 1. fewer than 12 bytes remain from X to the end of the file; or
- * 2. its length check is valid and X + 12 + L > end of file; or
- * 3. its length check is valid and X + 12 + L = end of file (it is the last
- *    record, and its CRC or payload is bad); or
- * 4. only zeros follow it: from its end (X + 12 + L) when its length check
- *    is valid, else from the end of its frame header (X + 12). The log grows
- *    into space filled with zeros ahead of time (fdatasync is cheaper when
- *    the file's size does not change), so a write cut short there is
- *    followed by zeros, not by the end of the file.
- * Anything else is corruption before the tail.
- *
- * @param frame the file's bytes from X on: at least `min(12, bytesToEnd)`.
- * @param bytesToEnd the file's size minus X.
- * @param badRecordReason why the scanner rejected the record (used in the
- *   verdict's reason).
- * @param zeroFrom whether every byte from X + `offset` to the end of the file
- *   is zero; called only when rules 1–3 do not decide, as it may have to read
- *   the file.
- */
-export const classifyTail = (
-  frame: Uint8Array,
-  bytesToEnd: number,
-  badRecordReason: string,
-  zeroFrom: (offset: number) => boolean
-): TailVerdict => {
-  if (bytesToEnd < frameHeaderLength) {
-    return { _tag: "TornTail", reason: `an incomplete frame header (${bytesToEnd} bytes) at the end of the file` }
-  }
-  const length = readU32(frame, 0)
-  if ((length ^ readU32(frame, 4)) === -1) {
-    const recordEnd = frameHeaderLength + length
-    if (recordEnd > bytesToEnd) {
-      return {
-        _tag: "TornTail",
-        reason: `an incomplete record (${bytesToEnd} of ${recordEnd} bytes) at the end of the file`
-      }
-    }
-    if (recordEnd === bytesToEnd) {
-      return { _tag: "TornTail", reason: `the last record is damaged: ${badRecordReason}` }
-    }
-    if (zeroFrom(recordEnd)) {
-      return { _tag: "TornTail", reason: `the last record before zeros is damaged: ${badRecordReason}` }
-    }
-  } else if (zeroFrom(frameHeaderLength)) {
-    return { _tag: "TornTail", reason: `a damaged frame header followed by zeros: ${badRecordReason}` }
-  }
-  return { _tag: "Corruption", reason: badRecordReason }
-}

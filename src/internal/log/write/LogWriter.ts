@@ -1,0 +1,233 @@
+/**
+ * The log's one writer, for every `fsync` policy: writers queue their
+ * records and wait; one writer fiber takes everything queued, encodes it
+ * into one batch and hands it to the OS with one `write()`. Under `"always"`
+ * it then syncs (off the main thread, so reads and the next batch's
+ * gathering go on meanwhile); under `"interval"` a syncer fiber syncs every
+ * interval; under `"never"` the OS decides. Only then is the whole batch
+ * applied to the index, in one step under the write lock, and its writers
+ * resumed.
+ *
+ * So whatever the policy, a write is acknowledged only once its record is at
+ * least in the OS's page cache: a crash of the process (an exception, an OOM
+ * kill, a SIGKILL) loses nothing acknowledged, as with Redis's `appendfsync
+ * everysec` and `no`. Only an OS crash or a power cut can take back what was
+ * not yet synced. No reader ever sees a write before it is acknowledged, and
+ * a failed write or sync fails the whole batch with none of it applied.
+ *
+ * The writer fiber never dies: a defect while encoding one write fails that
+ * write with a `StorageError`; anything else fails the batch and the writer
+ * goes on serving.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Semaphore from "effect/Semaphore"
+import { StorageError } from "../../errors.ts"
+import { applyDelete, applyPut, succeedFalse, succeedTrue } from "../../store/applyWrite.ts"
+import type { StoreCore } from "../../store/makeStore.ts"
+import type { Value } from "../../Value.ts"
+import type { LogFile } from "../file/LogFile.ts"
+import { RecordEncoder } from "../format/LogRecord.ts"
+
+export type FsyncPolicy = "always" | "interval" | "never"
+
+/** How writes reach a log-backed store's index. */
+export interface LogWriter {
+  /** Queues a put; succeeds with `value` once it is in the log (durable under `"always"`) and applied. */
+  readonly put: (key: string, value: Value, stored: Value, deadline: number) => Effect.Effect<Value, StorageError>
+  /** Queues a delete; succeeds with whether the key was live, once logged and applied. */
+  readonly delete: (key: string) => Effect.Effect<boolean, StorageError>
+  /** Commits whatever is queued now; for closing. Call holding `logMutex`. */
+  readonly drain: Effect.Effect<void>
+  /** Fails every queued write with `error` (at close, once the writer no longer runs). */
+  readonly rejectQueued: (error: StorageError) => void
+  /**
+   * Whether writes are queued now or a batch was committed since the last
+   * call (its writers are about to queue their next writes): the compactor
+   * keeps its turns short while writers are busy.
+   */
+  readonly busy: () => boolean
+}
+
+/**
+ * Whether the `"always"` policy syncs off the main thread. Measured with
+ * `npm run bench` (durable writes, 1 and 256 writers): see `docs/design.md`.
+ */
+export const syncOffMainThread = true
+
+interface QueuedWrite {
+  /** `undefined` for a delete. */
+  readonly stored: Value | undefined
+  readonly key: string
+  readonly deadline: number
+  readonly resume: (outcome: Effect.Effect<boolean, StorageError>) => void
+}
+
+const defectError = (what: string, defect: unknown) =>
+  new StorageError({
+    message: `${what}: ${defect instanceof Error ? defect.message : String(defect)} (a defect in kvlog; nothing of it was written)`,
+    cause: defect
+  })
+
+export const startLogWriter = (
+  core: StoreCore,
+  file: LogFile,
+  options: {
+    readonly policy: FsyncPolicy
+    readonly syncEveryMillis: number
+    /** Held by each batch; compaction and close take it to act between batches. */
+    readonly logMutex: Semaphore.Semaphore
+    /** Called after every batch applied (compaction's trigger). */
+    readonly afterBatch: () => void
+  }
+): Effect.Effect<LogWriter, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { afterBatch, logMutex, policy } = options
+    const syncEachBatch = policy === "always"
+    const encoder = new RecordEncoder()
+    let queue: Array<QueuedWrite> = []
+    let batches = 0
+    let batchesSeen = 0
+    let writerIdle: Deferred.Deferred<void> | undefined
+
+    const failAll = (batch: ReadonlyArray<QueuedWrite>, error: StorageError) => {
+      const failed = Effect.fail(error)
+      for (const write of batch) write.resume(failed)
+    }
+
+    /**
+     * Encodes `batch`; a write whose encoding throws fails alone (the encoder
+     * counts a record only once it is whole). Returns the writes encoded.
+     */
+    const encode = (batch: ReadonlyArray<QueuedWrite>): Array<QueuedWrite> => {
+      encoder.reset()
+      const encoded: Array<QueuedWrite> = []
+      for (const write of batch) {
+        try {
+          if (write.stored === undefined) encoder.appendDelete(write.key)
+          else encoder.appendPut(write.key, write.stored, write.deadline)
+          encoded.push(write)
+        } catch (defect) {
+          write.resume(Effect.fail(defectError("encoding a log record failed", defect)))
+        }
+      }
+      return encoded
+    }
+
+    const apply = (batch: ReadonlyArray<QueuedWrite>) =>
+      core.lock.write(() => {
+        for (const write of batch) {
+          if (write.stored === undefined) {
+            write.resume(applyDelete(core, write.key) ? succeedTrue : succeedFalse)
+          } else {
+            applyPut(core, write.key, write.stored, write.deadline)
+            write.resume(succeedTrue)
+          }
+        }
+        batches++
+        afterBatch()
+      })
+
+    /** Writes `batch` to the log, syncs it if the policy says so, then applies it. */
+    const commit = (taken: ReadonlyArray<QueuedWrite>): Effect.Effect<void> => {
+      const batch = encode(taken)
+      if (batch.length === 0) return Effect.void
+      const written = file.appendBatch(encoder, !syncEachBatch)
+      encoder.reset()
+      if (written !== undefined) {
+        failAll(batch, written)
+        return Effect.void
+      }
+      if (!syncEachBatch) return apply(batch)
+      if (syncOffMainThread) {
+        return Effect.matchEffect(file.syncInBackground, {
+          onFailure: (error) => Effect.sync(() => failAll(batch, error)),
+          onSuccess: () => apply(batch)
+        })
+      }
+      const synced = file.sync()
+      if (synced !== undefined) {
+        failAll(batch, synced)
+        return Effect.void
+      }
+      return apply(batch)
+    }
+
+    /** Takes everything queued and commits it as one batch. */
+    const commitBatch: Effect.Effect<void> = Effect.suspend(() => {
+      const taken = queue
+      if (taken.length === 0) return Effect.void
+      queue = []
+      // Whatever goes wrong, no write may be left waiting forever (a write
+      // already resumed ignores a second answer).
+      return Effect.catchDefect(
+        Effect.suspend(() => commit(taken)),
+        (defect) => Effect.sync(() => failAll(taken, defectError("committing a batch failed", defect)))
+      )
+    })
+
+    const writer = Effect.gen(function*() {
+      while (true) {
+        if (queue.length === 0) {
+          writerIdle = Deferred.makeUnsafe<void>()
+          yield* Deferred.await(writerIdle)
+        }
+        // A submit to an idle writer resumes it inline, inside the submitting
+        // fiber. Without this yield it would commit that one write at once;
+        // the submitter, resumed as it returns, submits its next write alone,
+        // and so on: one batch per write while every other fiber waits
+        // (test/log-store.test.ts, "group commit"). Yielding lets every
+        // runnable fiber queue its write first.
+        yield* Effect.yieldNow
+        yield* logMutex.withPermits(1)(commitBatch)
+      }
+    })
+    yield* Effect.forkScoped(writer)
+
+    if (policy === "interval") {
+      const syncer = Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(options.syncEveryMillis)
+          // A failure turns the log read-only; the writes see it.
+          yield* Effect.ignore(file.syncInBackground)
+        }
+      })
+      yield* Effect.forkScoped(syncer)
+    }
+
+    const submit = (key: string, stored: Value | undefined, deadline: number) =>
+      Effect.callback<boolean, StorageError>((resume) => {
+        const refused = file.refusal()
+        if (refused !== undefined) return resume(Effect.fail(refused))
+        const write: QueuedWrite = { key, stored, deadline, resume }
+        queue.push(write)
+        if (writerIdle !== undefined) {
+          const idle = writerIdle
+          writerIdle = undefined
+          Deferred.doneUnsafe(idle, Effect.void)
+        }
+        // Interrupted while still queued: never written. Once its batch is
+        // taken it may still become durable, like a reply lost on the wire.
+        return Effect.sync(() => {
+          const at = queue.indexOf(write)
+          if (at >= 0) queue.splice(at, 1)
+        })
+      })
+
+    return {
+      put: (key, value, stored, deadline) => Effect.as(submit(key, stored, deadline), value),
+      delete: (key) => submit(key, undefined, Infinity),
+      drain: commitBatch,
+      rejectQueued: (error) => {
+        const rejected = queue
+        queue = []
+        failAll(rejected, error)
+      },
+      busy: () => {
+        const active = queue.length > 0 || batches !== batchesSeen
+        batchesSeen = batches
+        return active
+      }
+    }
+  })
