@@ -357,6 +357,73 @@ describe("group commit", () => {
 // One owner
 // =============================================================================
 
+describe("interrupted writes", () => {
+  /** File calls whose background syncs wait until the test lets them run, so a batch stays in flight. */
+  const gatedSyncs = () => {
+    const held: Array<() => void> = []
+    const ops: KeyValueStore.FileOps = {
+      datasyncInBackground: (fd, done) => {
+        held.push(() => fs.fdatasync(fd, done))
+      }
+    }
+    const release = () => held.splice(0).forEach((run) => run())
+    return { ops, held, release }
+  }
+
+  /** Yields until `condition` holds (a bounded number of turns; real I/O may take a few). */
+  const turnsUntil = (what: string, condition: () => boolean) =>
+    Effect.gen(function*() {
+      for (let turn = 0; turn < 100_000 && !condition(); turn++) yield* Effect.yieldNow
+      assert.isTrue(condition(), `never saw ${what}`)
+    })
+
+  it.live("fsync always: a put interrupted while still queued is never written, applied or replayed", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("interrupt-queued")
+      const gate = gatedSyncs()
+      const { close, store } = yield* openLog({ path: logPath, fsync: "always", fileOps: gate.ops })
+      // The first batch waits for its sync: the writer is busy, so the next put stays queued.
+      const first = yield* Effect.forkChild(store.put("first", "in flight"))
+      yield* turnsUntil("the first batch syncing", () => gate.held.length === 1)
+      const queued = yield* Effect.forkChild(store.put("queued", "interrupted"))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(queued)
+      gate.release()
+      yield* Fiber.join(first)
+      // The writer has moved on: one more write proves the queue was served after the interruption.
+      const after = yield* Effect.forkChild(store.put("after", "written"))
+      yield* turnsUntil("the next batch syncing", () => gate.held.length === 1)
+      gate.release()
+      yield* Fiber.join(after)
+      yield* assertKeyNotFound(store.get("queued"), "queued")
+      assert.strictEqual(recordsOnDisk(logPath), 2, "the interrupted put reached the file")
+      yield* close
+      assert.deepStrictEqual(
+        yield* stateOfLog(logPath),
+        new Map([["first", "s:in flight"], ["after", "s:written"]])
+      )
+    }))
+
+  it.live("fsync always: a put interrupted once its batch is being written still becomes durable and visible, like a lost reply", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("interrupt-in-flight")
+      const gate = gatedSyncs()
+      const { close, store } = yield* openLog({ path: logPath, fsync: "always", fileOps: gate.ops })
+      const inFlight = yield* Effect.forkChild(store.put("k", "written anyway"))
+      yield* turnsUntil("the batch syncing", () => gate.held.length === 1)
+      yield* Fiber.interrupt(inFlight)
+      gate.release()
+      // Another write through the same writer: once it is acknowledged, the earlier batch was applied.
+      const next = yield* Effect.forkChild(store.put("next", "n"))
+      yield* turnsUntil("the next batch syncing", () => gate.held.length === 1)
+      gate.release()
+      yield* Fiber.join(next)
+      assert.strictEqual(yield* store.get("k"), "written anyway")
+      yield* close
+      assert.deepStrictEqual(yield* stateOfLog(logPath), new Map([["k", "s:written anyway"], ["next", "s:n"]]))
+    }))
+})
+
 describe("one store per log in this process", () => {
   it.effect("a second open of an open log fails with LogLocked, also through another spelling of its path; the first store is undisturbed", () =>
     Effect.gen(function*() {
