@@ -45,13 +45,13 @@ export interface BenchOptions {
   readonly out: string
 }
 
-export const helpText = `kvlog bench runner (issue 4): the seed's tables and the peers, side by side.
+export const helpText = `kvlog bench runner: the original Python library's tables and the peers, side by side.
 
 Usage: npm run bench -- [options]
 
   --quick             sizes 100k and 1M, 3 repetitions (1 compaction per policy), shorter windows,
                       100-byte values only for kvlog and Map at 100k (about 3 minutes)
-  --sizes LIST        key counts for the seed's tables, e.g. 100k,500k,1M,5M,10M (the default)
+  --sizes LIST        key counts for the original library's tables, e.g. 100k,500k,1M,5M,10M (the default)
   --subjects LIST     only these subjects (ids below), in every suite that has them
   --suites LIST       only these suites: ${suiteNames.join(", ")} (default: all)
   --reps N            repetitions per measurement (at least 3; default 5 up to 1M keys, 3 above;

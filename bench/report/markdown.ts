@@ -67,9 +67,9 @@ const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read")
   const withSeed = values === "short"
   const headers = [
     "keys",
-    ...(withSeed ? ["seed (published, other machine)"] : []),
+    ...(withSeed ? ["original (published, other machine)"] : []),
     ...columns.map((column) => column.label),
-    ...(withSeed ? ["seed ÷ kvlog"] : []),
+    ...(withSeed ? ["original ÷ kvlog"] : []),
     "kvlog ÷ Map",
     "kvlog ÷ best peer"
   ]
@@ -105,9 +105,9 @@ const memoryTable = (run: BenchRun, values: ValueShape, which: "total" | "store"
   const withSeed = values === "short" && which === "total"
   const headers = [
     "keys",
-    ...(withSeed ? ["seed (published, other machine)"] : []),
+    ...(withSeed ? ["original (published, other machine)"] : []),
     ...columns.map((column) => column.label),
-    ...(withSeed ? ["kvlog ÷ seed"] : [])
+    ...(withSeed ? ["kvlog ÷ original"] : [])
   ]
   const rows = seedSizes(run, values).map((keys) => {
     const figure = seedFigureAt(keys)
@@ -174,7 +174,7 @@ const verdict = (reached: boolean | undefined) => (reached === undefined ? "not 
 
 const targets = (run: BenchRun): Array<Target> => {
   const result: Array<Target> = []
-  // Issue 4: ≥ 5× faster than the seed at every size, reads and writes.
+  // ≥ 5× faster than the original library at every size, reads and writes.
   const speedups: Array<string> = []
   let fastEnough: boolean | undefined
   for (const keys of run.options.sizes) {
@@ -187,7 +187,7 @@ const targets = (run: BenchRun): Array<Target> => {
     fastEnough = (fastEnough ?? true) && write >= 5 && read >= 5
   }
   result.push({
-    rule: "kvlog layerMemory ≥ 5× faster than the seed's published µs, reads and writes, at every size",
+    rule: "kvlog layerMemory ≥ 5× faster than the original Python library's published µs, reads and writes, at every size",
     reached: fastEnough,
     figures: speedups.join("; ") || "—"
   })
@@ -212,7 +212,7 @@ const targets = (run: BenchRun): Array<Target> => {
     leanEnough = (leanEnough ?? true) && kvlog.totalBytesPerKey <= figure.memoryBytes / keys
   }
   result.push({
-    rule: "memory (keys and values counted) ≤ the seed's bytes/key at every size",
+    rule: "memory (keys and values counted) ≤ the original library's bytes/key at every size",
     reached: leanEnough,
     figures: memory.join("; ") || "—"
   })
@@ -292,7 +292,7 @@ const targets = (run: BenchRun): Array<Target> => {
 
 const seedSection = (run: BenchRun): string => {
   const parts: Array<string> = []
-  parts.push(`## 1. The seed's tables
+  parts.push(`## 1. The original library's tables
 
 Every subject at every size in its own child process (\`node --expose-gc --max-old-space-size=${run.options.maxOldSpaceMb}\`).
 Keys \`key\${i}\` and values \`value\${i}\` are built before any timing; a warm-up fills and reads up to
@@ -310,10 +310,10 @@ from a socket or a file (V8 keeps a concatenation of 13 characters or more as a 
   they are not counted.
 - **total B/key**: store overhead plus the bytes of one key and one value string (heap growth over building an
   evenly spaced sample of 100k of them, array slots excluded) — what a program that builds its strings and puts
-  them pays, and what the seed's "memory usage" counts.
+  them pays, and what the original library's "memory usage" counts.
 - **RSS**: RSS growth over the first timed fill ÷ N, and the child's peak RSS in brackets.
-- The seed's figures are **published numbers from another machine** (a Python store): a reference, not a
-  measurement. \`seed ÷ kvlog\` is how many times faster kvlog layerMemory is than those numbers.
+- The original library's figures are **published numbers from another machine** (a Python store): a reference, not a
+  measurement. \`original ÷ kvlog\` is how many times faster kvlog layerMemory is than those numbers.
 - \`kvlog ÷ Map\` and \`kvlog ÷ best peer\` compare kvlog layerMemory with a raw \`Map\` and with the fastest of
   the libraries (role "peer" below) in this run; under 1× kvlog is faster.
 - kvlog layerLog \`always\` writes from ${alwaysFillConcurrency} fibers sharing the keys (a single fiber would measure one
@@ -332,7 +332,7 @@ ${timingTable(run, "short", "write")}
 
 ${timingTable(run, "short", "read")}
 
-### Memory, total bytes per key (keys and values counted, as the seed's figure)
+### Memory, total bytes per key (keys and values counted, as the original library's figure)
 
 ${memoryTable(run, "short", "total")}
 
@@ -387,7 +387,7 @@ const ttlSection = (run: BenchRun): string => {
   })
   return `## 2. TTL-heavy: ${count(run.options.ttlKeys)} keys, each with its own TTL (uniform in 1–60 s)
 
-Same method as the seed's write table (keys, values and TTLs built first; medians of the repetitions), every put
+Same method as the original library's write table (keys, values and TTLs built first; medians of the repetitions), every put
 carrying the key's own TTL. Memory is measured right after the fill: a store whose puts yield to the event loop
 (kvlog) may already have reclaimed the few keys whose 1 s TTL ran out during the fill.
 
@@ -519,7 +519,7 @@ const compactionSection = (run: BenchRun): string => {
   }
   return `## 5. Compaction: a ${count(keys)}-key log with ~2 records per key, compacted while ${run.options.compactionWriters} writers put
 
-Issue 3 asks for "compaction of a 1M-key log, with the time and the longest write pause". Each policy in its own
+How long compaction of a large log takes, and the longest pause it imposes on writers. Each policy in its own
 child process: a log of ${count(keys)} puts (\`key\${i}\` → a 32-byte value) followed by ${count(keys)} overwrites is
 written once with \`fsync: "never"\` (untimed); ${
     reps === 1 ? "the one repetition" : `each of the ${reps} repetitions`
@@ -630,7 +630,7 @@ ${
 
 const subjectsSection = (run: BenchRun): string => {
   const groups: Array<[string, SuiteName]> = [
-    ["The seed's tables", "seed"],
+    ["The original library's tables", "seed"],
     ["TTL-heavy", "ttl"],
     ["Durable writes", "durable"],
     ["Replay", "replay"],

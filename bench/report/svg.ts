@@ -109,7 +109,7 @@ export const renderChart = (run: BenchRun, which: "write" | "read"): string => {
       })
     }))
   series.push({
-    label: "seed (published, other machine)",
+    label: "original (published, other machine)",
     dashed: true,
     emphasised: false,
     points: sizes.flatMap((keys) => {
