@@ -1,11 +1,13 @@
 /**
- * Opening a damaged log, as `docs/log-format.md` specifies it: damage before
- * the tail fails the open with `LogCorrupted` naming the bad record's byte
- * offset and leaves the file as it was; `onCorruption: "truncate"` keeps the
- * records before it instead, with a warning; a torn tail (the file cut
- * inside a record, or a last record followed only by zeros) is dropped with a
- * warning; a file that is not a log fails at offset 0. The logs are written
- * by the store itself, then damaged byte by byte.
+ * Opening a damaged log, as `docs/log-format.md` specifies it: damage to a
+ * batch that a later batch records as synced fails the open with
+ * `LogCorrupted` naming the bad batch's byte offset and leaves the file as it
+ * was; `onCorruption: "truncate"` keeps the batches before it instead, with a
+ * warning; a torn tail (the unsynced end of the log: the file cut inside a
+ * batch, or pages of the last batch never written) is dropped with a warning;
+ * a file that is not a log, or a log of format version 1, fails at offset 0.
+ * The logs are written by the store itself under `fsync: "always"` (one
+ * batch a write, each synced before the next), then damaged byte by byte.
  */
 import { assert, describe, it } from "@effect/vitest"
 import type * as Duration from "effect/Duration"
@@ -13,11 +15,11 @@ import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
+import { magic } from "../src/internal/log/format/LogFormat.ts"
 import { KeyValueStore } from "../src/index.ts"
 import {
   assertSameState,
   captureLogs,
-  type RecordSpan,
   recordSpans,
   stateOfLog,
   tempDirectory,
@@ -52,28 +54,33 @@ const stateAfter = (n: number): Map<string, ValueView> => {
 }
 
 interface WrittenLog {
-  /** The file as the store left it: records, then the zeros it grew into. */
+  /** The file as the store left it: batches, then the zeros it grew into. */
   readonly bytes: Buffer
-  /** Just the header and the records. */
-  readonly records: Buffer
-  readonly spans: ReadonlyArray<RecordSpan>
+  /** Just the header and the batches. */
+  readonly batches: Buffer
+  /** Where each write's batch starts and how long it is. */
+  readonly spans: ReadonlyArray<{ readonly offset: number; readonly length: number }>
 }
 
 /** Writes `writes` through a real store into `directory/original.log` and reads the file back. */
-const writeLog = (directory: string) =>
+const writeLog = (directory: string, extra: ReadonlyArray<Write> = []) =>
   Effect.gen(function*() {
     const logPath = path.join(directory, "original.log")
+    const all = [...writes, ...extra]
     yield* withLogStore({ path: logPath, fsync: "always" }, (store) =>
-      Effect.forEach(writes, (write): Effect.Effect<unknown, unknown> =>
+      Effect.forEach(all, (write): Effect.Effect<unknown, unknown> =>
         write._tag === "Put"
           ? store.put(write.key, write.value, write.duration === undefined ? undefined : { duration: write.duration })
           : store.delete(write.key), { discard: true }))
     const bytes = fs.readFileSync(logPath)
-    const spans = recordSpans(bytes)
-    assert.strictEqual(spans.length, writes.length, "one record per write")
-    const last = spans[spans.length - 1]
-    const records = bytes.subarray(0, last.offset + last.length)
-    return { bytes, records, spans } satisfies WrittenLog
+    const records = recordSpans(bytes)
+    assert.strictEqual(records.length, all.length, "one record per write")
+    const starts = [...new Set(records.map((record) => record.batch))]
+    assert.strictEqual(starts.length, all.length, "one batch per write")
+    const last = records[records.length - 1]
+    const end = last.offset + last.length
+    const spans = starts.map((offset, i) => ({ offset, length: (starts[i + 1] ?? end) - offset }))
+    return { bytes, batches: bytes.subarray(0, end), spans } satisfies WrittenLog
   })
 
 let copies = 0
@@ -100,19 +107,19 @@ const expectCorrupted = (logPath: string, options: Partial<KeyValueStore.LogOpti
     }
   )
 
-describe("damage before the tail", () => {
-  it.effect("a flipped bit anywhere in a non-final record (length, length check, CRC, payload) fails the open with LogCorrupted naming that record's offset, and leaves the file untouched", () =>
+describe("damage to synced history", () => {
+  it.effect("a flipped bit anywhere in a batch a later one records as synced (header, record length, payload) fails the open with LogCorrupted naming that batch's offset, and leaves the file untouched", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("corrupt")
       const log = yield* writeLog(directory)
       for (const [index, span] of log.spans.slice(0, -1).entries()) {
-        const places = [0, 3, 4, 7, 8, 11, 12, 13, span.length - 1]
+        const places = [0, 3, 4, 8, 12, 16, 20, 24, 28, 31, 32, 35, 36, 37, 40, span.length - 1]
         for (const place of places) {
           for (const bit of [0, 7]) {
             const damaged = flipped(log.bytes, span.offset + place, bit)
             const logPath = copyOf(directory, damaged)
             const error = yield* expectCorrupted(logPath)
-            const where = `record ${index} at ${span.offset}, byte ${place}, bit ${bit}`
+            const where = `batch ${index} at ${span.offset}, byte ${place}, bit ${bit}`
             assert.strictEqual(error.offset, span.offset, where)
             assert.strictEqual(error.path, logPath)
             assert.include(error.message, `byte offset ${span.offset}`)
@@ -123,21 +130,21 @@ describe("damage before the tail", () => {
       }
     }))
 
-  it.effect("the same damage with the log cut right after its last record is still corruption, not a torn tail", () =>
+  it.effect("the same damage with the log cut right after its last batch is still corruption, not a torn tail", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("corrupt-trim")
       const log = yield* writeLog(directory)
       const span = log.spans[1]
-      const error = yield* expectCorrupted(copyOf(directory, flipped(log.records, span.offset + 14, 2)))
+      const error = yield* expectCorrupted(copyOf(directory, flipped(log.batches, span.offset + 40, 2)))
       assert.strictEqual(error.offset, span.offset)
     }))
 
-  it.effect("onCorruption \"truncate\" opens with the records before the bad one, logs a warning naming the offset, and cuts the file there", () =>
+  it.effect("onCorruption \"truncate\" opens with the batches before the bad one, logs a warning naming the offset, and cuts the file there", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("truncate")
       const log = yield* writeLog(directory)
       const bad = log.spans[3]
-      const logPath = copyOf(directory, flipped(log.bytes, bad.offset + 12, 1))
+      const logPath = copyOf(directory, flipped(log.bytes, bad.offset + 36, 1))
       const logs = captureLogs()
       const state = yield* stateOfLog(logPath, { onCorruption: "truncate" }).pipe(Effect.provide(logs.layer))
       assertSameState(state, stateAfter(3))
@@ -152,20 +159,20 @@ describe("damage before the tail", () => {
 })
 
 describe("a torn tail", () => {
-  it.effect("a log cut at any byte offset opens with exactly the records wholly before the cut", () =>
+  it.effect("a log cut at any byte offset opens with exactly the batches wholly before the cut", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("cut")
       const log = yield* writeLog(directory)
-      for (let cut = 0; cut <= log.records.length; cut++) {
+      for (let cut = 0; cut <= log.batches.length; cut++) {
         const whole = log.spans.filter((span) => span.offset + span.length <= cut).length
-        const logPath = copyOf(directory, log.records.subarray(0, cut))
+        const logPath = copyOf(directory, log.batches.subarray(0, cut))
         const logs = captureLogs()
         const state = yield* stateOfLog(logPath).pipe(Effect.provide(logs.layer))
         assertSameState(state, stateAfter(whole), `cut at ${cut}`)
-        if (cut < 16) {
+        if (cut < 20) {
           // A crash while the log was being created: it gets a fresh header.
-          assert.strictEqual(fs.statSync(logPath).size, 16, `cut at ${cut}`)
-        } else if (!log.spans.some((span) => span.offset + span.length === cut) && cut > 16) {
+          assert.strictEqual(fs.statSync(logPath).size, 20, `cut at ${cut}`)
+        } else if (!log.spans.some((span) => span.offset + span.length === cut) && cut > 20) {
           const start = log.spans[whole]?.offset ?? cut
           assert.isTrue(
             logs.entries.some((entry) => entry.level === "Warn" && entry.message.includes(`byte offset ${start}`)),
@@ -176,7 +183,7 @@ describe("a torn tail", () => {
       }
     }))
 
-  it.effect("a last record whose end was never written (zeros where the rest should be) is a torn tail", () =>
+  it.effect("a last batch whose end was never written (zeros where the rest should be) is a torn tail", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("zeros")
       const log = yield* writeLog(directory)
@@ -187,6 +194,26 @@ describe("a torn tail", () => {
         const state = yield* stateOfLog(copyOf(directory, damaged))
         assertSameState(state, stateAfter(writes.length - 1), `zeros from ${from}`)
       }
+    }))
+
+  it.effect("a 20 KiB last batch whose middle 4 KiB page never reached the disk is a torn tail: the open keeps every write before it and warns", () =>
+    Effect.gen(function*() {
+      const directory = yield* tempDirectory("page")
+      const big: Write = { _tag: "Put", key: "big", value: "x".repeat(20 * 1024) }
+      const log = yield* writeLog(directory, [big])
+      const last = log.spans[log.spans.length - 1]
+      assert.isAbove(last.length, 20 * 1024)
+      const page = Math.floor((last.offset + last.length / 2) / 4096) * 4096
+      const damaged = Buffer.from(log.bytes)
+      damaged.fill(0, page, page + 4096)
+      const logPath = copyOf(directory, damaged)
+      const logs = captureLogs()
+      const state = yield* stateOfLog(logPath).pipe(Effect.provide(logs.layer))
+      assertSameState(state, stateAfter(writes.length))
+      const warnings = logs.entries.filter((entry) => entry.level === "Warn")
+      assert.strictEqual(warnings.length, 1, JSON.stringify(logs.entries))
+      assert.include(warnings[0].message, `byte offset ${last.offset}`)
+      assert.strictEqual(fs.statSync(logPath).size, last.offset)
     }))
 })
 
@@ -208,14 +235,25 @@ describe("a file that is not a log", () => {
       assert.isTrue(fs.readFileSync(logPath).equals(bytes))
     }))
 
-  it.effect("a kvlog header of another format version fails the open with LogCorrupted at offset 0", () =>
+  it.effect("a log of format version 1 fails the open with LogCorrupted at offset 0, naming version 1", () =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("version")
-      const log = yield* writeLog(directory)
-      const header = Buffer.from(log.records)
-      header.writeUInt32LE(2, 8)
+      // Version 1: magic, version, CRC32 of the first 12 bytes; then records L, ~L, crc, payload.
+      const header = Buffer.alloc(16)
+      header.set(magic, 0)
+      header.writeUInt32LE(1, 8)
       header.writeUInt32LE(zlib.crc32(header.subarray(0, 12)), 12)
-      const error = yield* expectCorrupted(copyOf(directory, header))
+      const payload = Buffer.from([1, 0, 1, 0, 0, 0, 0x6b, 0x76])
+      const frame = Buffer.alloc(12)
+      frame.writeUInt32LE(payload.length, 0)
+      frame.writeUInt32LE(~payload.length >>> 0, 4)
+      frame.writeUInt32LE(zlib.crc32(payload), 8)
+      const bytes = Buffer.concat([header, frame, payload])
+      const logPath = copyOf(directory, bytes)
+      const error = yield* expectCorrupted(logPath)
       assert.strictEqual(error.offset, 0)
+      assert.include(error.message, "version 1")
+      assert.include(error.message, "version 2")
+      assert.isTrue(fs.readFileSync(logPath).equals(bytes), "the failed open changed the file")
     }))
 })

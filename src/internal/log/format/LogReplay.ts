@@ -111,64 +111,62 @@ export const replayFile = (
   let at = 0 // chunk offset of the next batch
   let records = 0
   let batches = 0
+  // At the first refill, the records so far are a sample of the whole log's.
   let expectTold = visitor.expect === undefined
+  const tellExpected = (offset: number): void => {
+    if (expectTold || records === 0) return
+    expectTold = true
+    visitor.expect!(Math.ceil((records * (end - fileHeaderLength)) / (offset - fileHeaderLength)))
+  }
   let damage: string // why the batch at `position + at` is bad
   for (;;) {
-    const available = filled - at
     const batchOffset = position + at
-    if (available < batchHeaderLength) {
-      if (position + filled < end) {
-        ;[chunk, position, filled] = refill(read, chunk, chunkSize, at, filled, position, end, batchHeaderLength)
-        at = 0
-        if (filled < Math.min(chunk.length, end - position)) end = position + filled // the file shrank
-        continue
-      }
-      if (available === 0) return { _tag: "Ok", validEnd: batchOffset, records, batches, salt }
-      damage = `the file ends inside a batch header (${available} of ${batchHeaderLength} bytes)`
-      break
-    }
-    const headerProblem = batchHeaderProblem(chunk, at, salt, batches)
-    if (headerProblem !== undefined) {
-      damage = headerProblem
-      break
-    }
-    const recordsStart = at + batchHeaderLength
-    const recordsEnd = recordsStart + readU32(chunk, at)
-    if (recordsEnd > filled) {
-      if (batchOffset + (recordsEnd - at) > end) {
-        damage = `the file ends inside a batch (${end - batchOffset} of ${recordsEnd - at} bytes)`
+    let needed = batchHeaderLength // bytes of the batch at `at` that must be in the chunk
+    if (filled - at >= batchHeaderLength) {
+      const headerProblem = batchHeaderProblem(chunk, at, salt, batches)
+      if (headerProblem !== undefined) {
+        damage = headerProblem
         break
       }
-      if (!expectTold && records > 0) {
-        // The first chunk's records are a sample of the whole log's.
-        expectTold = true
-        visitor.expect!(Math.ceil((records * (end - fileHeaderLength)) / (batchOffset - fileHeaderLength)))
+      needed = batchHeaderLength + readU32(chunk, at)
+      if (filled - at >= needed) {
+        const recordsStart = at + batchHeaderLength
+        const recordsEnd = at + needed
+        if (crc32(chunk, recordsStart, recordsEnd) !== readU32(chunk, at + batchRecordsCrcAt)) {
+          damage = "the records' CRC32 does not match"
+          break
+        }
+        const count = readU32(chunk, at + batchCountAt)
+        const malformed = recordsProblem(chunk, recordsStart, recordsEnd, count)
+        if (malformed !== undefined) {
+          // The writer never writes such a batch, so no crash explains it.
+          return corruption(
+            options,
+            batchOffset,
+            end,
+            { records, batches, salt },
+            `the batch's checksums match but its records are malformed: ${malformed}`
+          )
+        }
+        applyRecords(chunk, recordsStart, recordsEnd, visitor)
+        records += count
+        batches++
+        at = recordsEnd
+        continue
       }
-      ;[chunk, position, filled] = refill(read, chunk, chunkSize, at, filled, position, end, recordsEnd - at)
-      at = 0
-      if (filled < Math.min(chunk.length, end - position)) end = position + filled // the file shrank
-      continue
     }
-    if (crc32(chunk, recordsStart, recordsEnd) !== readU32(chunk, at + batchRecordsCrcAt)) {
-      damage = "the records' CRC32 does not match"
+    // The batch, or its header, is not all in the chunk.
+    if (batchOffset + needed > end) {
+      if (batchOffset === end) return { _tag: "Ok", validEnd: end, records, batches, salt }
+      damage = needed === batchHeaderLength
+        ? `the file ends inside a batch header (${end - batchOffset} of ${batchHeaderLength} bytes)`
+        : `the file ends inside a batch (${end - batchOffset} of ${needed} bytes)`
       break
     }
-    const count = readU32(chunk, at + batchCountAt)
-    const malformed = recordsProblem(chunk, recordsStart, recordsEnd, count)
-    if (malformed !== undefined) {
-      // The writer never writes such a batch, so no crash explains it.
-      return corruption(
-        options,
-        batchOffset,
-        end,
-        { records, batches, salt },
-        `the batch's checksums match but its records are malformed: ${malformed}`
-      )
-    }
-    applyRecords(chunk, recordsStart, recordsEnd, visitor)
-    records += count
-    batches++
-    at = recordsEnd
+    tellExpected(batchOffset)
+    ;[chunk, position, filled] = refill(read, chunk, chunkSize, at, filled, position, end, needed)
+    at = 0
+    if (filled < Math.min(chunk.length, end - position)) end = position + filled // the file shrank
   }
 
   // The batch at X is bad or incomplete: X ends the log, or starts a torn
