@@ -319,6 +319,20 @@ describe("group commit", () => {
       assert.strictEqual((yield* stateOfLog(logPath)).size, 1 + 64 * 3)
     }))
 
+  it.effect("a batch stops taking writes at 64 MiB of records: three 30 MiB values queued together reach the log in two batches, all durable", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("batch-limit")
+      const big = (fill: number) => new Uint8Array(30 * 1024 * 1024).fill(fill)
+      yield* withLogStore({ path: logPath, fsync: "never" }, (store) =>
+        Effect.forEach([1, 2, 3], (fill) => store.put(`big-${fill}`, big(fill)), { concurrency: "unbounded", discard: true }))
+      const spans = recordSpans(fs.readFileSync(logPath))
+      assert.strictEqual(spans.length, 3)
+      const batches = new Set(spans.map((span) => span.batch))
+      assert.strictEqual(batches.size, 2, "the three records were not split at the limit")
+      const state = yield* stateOfLog(logPath)
+      assert.strictEqual(state.size, 3)
+    }))
+
   it.effect("a fiber that is not writing gets a turn between every few batches while 64 fibers keep the log busy", () =>
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("fair")

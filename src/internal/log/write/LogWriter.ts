@@ -56,6 +56,27 @@ export interface LogWriter {
  */
 export const syncOffMainThread = true
 
+/**
+ * A batch stops taking writes once their records may reach this many bytes:
+ * one huge batch would hold every writer behind the largest values, and the
+ * format bounds a batch (`maxBatchRecordsBytes`, 1 GiB) so that a damaged
+ * length never makes replay allocate more.
+ */
+export const batchBytesTarget = 64 * 1024 * 1024
+
+/** How many writes from the front of `queue` go into one batch: at least one, and within `batchBytesTarget`. */
+const batchEnd = (queue: ReadonlyArray<QueuedWrite>): number => {
+  let bytes = 0
+  for (let i = 0; i < queue.length; i++) {
+    const write = queue[i]
+    // The worst case of UTF-8: three bytes a UTF-16 code unit.
+    bytes += 32 + 3 * write.key.length +
+      (write.stored === undefined ? 0 : typeof write.stored === "string" ? 3 * write.stored.length : write.stored.length)
+    if (bytes > batchBytesTarget && i > 0) return i
+  }
+  return queue.length
+}
+
 interface QueuedWrite {
   /** `undefined` for a delete. */
   readonly stored: Value | undefined
@@ -154,11 +175,15 @@ export const startLogWriter = (
       return apply(batch)
     }
 
-    /** Takes everything queued and commits it as one batch. */
+    /**
+     * Takes what is queued, up to `batchBytesTarget` of records (the rest
+     * waits for the next batch), and commits it as one batch.
+     */
     const commitBatch: Effect.Effect<void> = Effect.suspend(() => {
-      const taken = queue
-      if (taken.length === 0) return Effect.void
-      queue = []
+      if (queue.length === 0) return Effect.void
+      const cut = batchEnd(queue)
+      const taken = cut === queue.length ? queue : queue.slice(0, cut)
+      queue = cut === queue.length ? [] : queue.slice(cut)
       // Whatever goes wrong, no write may be left waiting forever (a write
       // already resumed ignores a second answer).
       return Effect.catchDefect(
