@@ -214,6 +214,13 @@ describe("a torn tail", () => {
       assert.strictEqual(warnings.length, 1, JSON.stringify(logs.entries))
       assert.include(warnings[0].message, `byte offset ${last.offset}`)
       assert.strictEqual(fs.statSync(logPath).size, last.offset)
+      // Nothing the open could not use is destroyed: the dropped bytes are kept beside the log.
+      const kept = /dropped (\d+) bytes .* a copy is in (\S+)$/.exec(warnings[0].message)
+      assert.isNotNull(kept, warnings[0].message)
+      const copy = fs.readFileSync(kept![2])
+      assert.strictEqual(copy.length, Number(kept![1]))
+      assert.isAbove(copy.length, 0)
+      assert.isTrue(copy.equals(damaged.subarray(last.offset, last.offset + copy.length)), "the copy is not the dropped bytes")
     }))
 })
 
