@@ -303,7 +303,9 @@ export interface MemoryOptions {
   /**
    * Called by the reaper for every expired entry it reclaims, with the
    * entry's deadline and the time it was reclaimed (both epoch ms by the
-   * store's `Clock`): a way to observe the reclaim lag.
+   * store's `Clock`): a way to observe the reclaim lag. If it throws, the
+   * entry is reclaimed all the same and the reaper goes on; the first such
+   * failure is logged as a warning.
    */
   readonly onReclaim?: ((key: string, deadline: number, reclaimedAt: number) => void) | undefined
 }

@@ -23,7 +23,10 @@ import type { ReadWriteLock } from "../lock/ReadWriteLock.ts"
 export const reclaimBatchSize = 1024
 
 export interface ReaperOptions {
-  /** Called for every reclaimed entry, with its deadline and the time it was reclaimed. */
+  /**
+   * Called for every reclaimed entry, with its deadline and the time it was
+   * reclaimed. If it throws, the entry is reclaimed all the same.
+   */
   readonly onReclaim?: ((key: string, deadline: number, reclaimedAt: number) => void) | undefined
 }
 
