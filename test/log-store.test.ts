@@ -292,6 +292,35 @@ describe("closing the store flushes what is pending", () => {
 // Group commit
 // =============================================================================
 
+/**
+ * File calls whose background syncs wait until the test lets them run, so a
+ * batch stays in flight; `open` lets every sync run, now and from then on.
+ */
+const gatedSyncs = () => {
+  const held: Array<() => void> = []
+  let gated = true
+  const ops: KeyValueStore.FileOps = {
+    datasyncInBackground: (fd, done) => {
+      if (gated) held.push(() => fs.fdatasync(fd, done))
+      else fs.fdatasync(fd, done)
+    }
+  }
+  const release = () => held.splice(0).forEach((run) => run())
+  const open = () => {
+    gated = false
+    release()
+  }
+  return { ops, held, release, open }
+}
+
+/** Yields until `condition` holds (a bounded number of turns; real I/O may take a few). */
+const turnsUntil = (what: string, condition: () => boolean) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 100_000 && !condition(); turn++) yield* Effect.yieldNow
+    assert.isTrue(condition(), `never saw ${what}`)
+  })
+
+
 describe("group commit", () => {
   it.effect("64 fibers writing at once share one write and one fdatasync per batch, also after the writer went idle", () =>
     Effect.gen(function*() {
@@ -319,18 +348,29 @@ describe("group commit", () => {
       assert.strictEqual((yield* stateOfLog(logPath)).size, 1 + 64 * 3)
     }))
 
-  it.effect("a batch stops taking writes at 64 MiB of records: three 30 MiB values queued together reach the log in two batches, all durable", () =>
+  it.live("a batch stops taking writes at 64 MiB of records: three 30 MiB values queued together reach the log in two batches, all durable", () =>
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("batch-limit")
       const big = (fill: number) => new Uint8Array(30 * 1024 * 1024).fill(fill)
-      yield* withLogStore({ path: logPath, fsync: "never" }, (store) =>
-        Effect.forEach([1, 2, 3], (fill) => store.put(`big-${fill}`, big(fill)), { concurrency: "unbounded", discard: true }))
+      const gate = gatedSyncs()
+      yield* withLogStore({ path: logPath, fsync: "always", fileOps: gate.ops }, (store) =>
+        Effect.gen(function*() {
+          // A first batch held at its sync, so that the three large puts queue up together behind it.
+          const first = yield* Effect.forkChild(store.put("first", "small"))
+          yield* turnsUntil("the first batch syncing", () => gate.held.length === 1)
+          const large = yield* Effect.forkChild(
+            Effect.forEach([1, 2, 3], (fill) => store.put(`big-${fill}`, big(fill)), { concurrency: "unbounded", discard: true })
+          )
+          yield* Effect.yieldNow
+          gate.open()
+          yield* Fiber.join(first)
+          yield* Fiber.join(large)
+        }))
       const spans = recordSpans(fs.readFileSync(logPath))
-      assert.strictEqual(spans.length, 3)
-      const batches = new Set(spans.map((span) => span.batch))
-      assert.strictEqual(batches.size, 2, "the three records were not split at the limit")
-      const state = yield* stateOfLog(logPath)
-      assert.strictEqual(state.size, 3)
+      assert.strictEqual(spans.length, 4)
+      const batches = new Set(spans.slice(1).map((span) => span.batch))
+      assert.strictEqual(batches.size, 2, "the three large records were not split at the limit")
+      assert.strictEqual((yield* stateOfLog(logPath)).size, 4)
     }))
 
   it.effect("a fiber that is not writing gets a turn between every few batches while 64 fibers keep the log busy", () =>
@@ -372,25 +412,6 @@ describe("group commit", () => {
 // =============================================================================
 
 describe("interrupted writes", () => {
-  /** File calls whose background syncs wait until the test lets them run, so a batch stays in flight. */
-  const gatedSyncs = () => {
-    const held: Array<() => void> = []
-    const ops: KeyValueStore.FileOps = {
-      datasyncInBackground: (fd, done) => {
-        held.push(() => fs.fdatasync(fd, done))
-      }
-    }
-    const release = () => held.splice(0).forEach((run) => run())
-    return { ops, held, release }
-  }
-
-  /** Yields until `condition` holds (a bounded number of turns; real I/O may take a few). */
-  const turnsUntil = (what: string, condition: () => boolean) =>
-    Effect.gen(function*() {
-      for (let turn = 0; turn < 100_000 && !condition(); turn++) yield* Effect.yieldNow
-      assert.isTrue(condition(), `never saw ${what}`)
-    })
-
   it.live("fsync always: a put interrupted while still queued is never written, applied or replayed", () =>
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("interrupt-queued")
