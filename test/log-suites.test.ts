@@ -1,17 +1,26 @@
 /**
- * The core issue's suites, run against the log-backed store: concurrent
- * histories on `layerLog` are linearizable (under "always", where a write is
- * visible only once durable, and under "never", where it is applied at once),
- * and the TTL rules hold exactly as they do in memory.
+ * The store's suites, run against the log-backed store: concurrent histories
+ * on `layerLog` are linearizable under every fsync policy — histories of
+ * get, put and delete on a fresh log each, and histories built to take the
+ * read/write lock's slow path (entries streams held open while batches wait
+ * to be applied, compactions and clears running concurrently, random
+ * preemption) on one log per batch — and the TTL rules hold exactly as they
+ * do in memory.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Duration from "effect/Duration"
 import { TestClock } from "effect/testing"
 import { KeyValueStore } from "../src/index.ts"
-import { linearizabilitySuite } from "./support/concurrentHistories.ts"
+import {
+  formatStoreHistoryTotals,
+  linearizabilitySuite,
+  type StoreHistoryTotals,
+  storeHistoriesFor,
+  storeHistoriesTest
+} from "./support/concurrentHistories.ts"
 import { freshLogPath } from "./support/logHarness.ts"
 import { assertKeyNotFound } from "./support/StoreAssertions.ts"
 
@@ -19,8 +28,23 @@ import { assertKeyNotFound } from "./support/StoreAssertions.ts"
 const freshLogLayer = (fsync: "always" | "interval" | "never"): Layer.Layer<KeyValueStore.KeyValueStore, KeyValueStore.LogOpenError> =>
   Layer.unwrap(Effect.map(freshLogPath(`suite-${fsync}`), (path) => KeyValueStore.layerLog({ path, fsync })))
 
-linearizabilitySuite("KeyValueStore.layerLog({ fsync: \"always\" }) is linearizable", freshLogLayer("always"))
-linearizabilitySuite("KeyValueStore.layerLog({ fsync: \"never\" }) is linearizable", freshLogLayer("never"))
+// A fresh log per history costs its open and close: these suites run fewer
+// histories than in memory; the store histories below run thousands.
+linearizabilitySuite("KeyValueStore.layerLog({ fsync: \"always\" }) is linearizable", freshLogLayer("always"), { numRuns: 40 })
+linearizabilitySuite("KeyValueStore.layerLog({ fsync: \"never\" }) is linearizable", freshLogLayer("never"), { numRuns: 40 })
+
+const totals: Record<string, StoreHistoryTotals> = {}
+for (const fsync of ["always", "interval", "never"] as const) {
+  storeHistoriesTest(
+    `KeyValueStore.layerLog({ fsync: "${fsync}" })`,
+    freshLogLayer(fsync),
+    { histories: storeHistoriesFor(fsync), maintenanceWeight: 1 },
+    (layerTotals) => totals[`layerLog/${fsync}`] = layerTotals
+  )
+}
+afterAll(() => {
+  if (Object.keys(totals).length > 0) console.log(formatStoreHistoryTotals(totals))
+})
 
 /** The time every test puts its keys at, so that `t` is not the epoch. */
 const t = 1_000

@@ -46,11 +46,33 @@ import * as Exit from "effect/Exit"
 // History
 // =============================================================================
 
-/** An operation on one key, as called. */
+/**
+ * An operation on one key, as called. A put with `ttl` gives the key that
+ * many milliseconds to live; histories with TTLs run on a clock that does
+ * not move, so the key never expires within them and `timeToLive` reports
+ * exactly `ttl`.
+ */
 export type Operation =
   | { readonly _tag: "get"; readonly key: string }
-  | { readonly _tag: "put"; readonly key: string; readonly value: string }
+  | { readonly _tag: "put"; readonly key: string; readonly value: string; readonly ttl?: number }
   | { readonly _tag: "delete"; readonly key: string }
+
+/**
+ * Any operation on the store: the single-key ones above, the single-key reads
+ * `has` (outcome `"true"` or `"false"`) and `timeToLive` (`"none"`, or the
+ * milliseconds left, or `KeyNotFound`), and the operations on the whole
+ * store: `clear`, `keys` (outcome: the JSON of the sorted keys), `size` (the
+ * count, in decimal) and `entries` (the JSON of the `[key, value]` pairs
+ * sorted by key).
+ */
+export type StoreOperation =
+  | Operation
+  | { readonly _tag: "has"; readonly key: string }
+  | { readonly _tag: "timeToLive"; readonly key: string }
+  | { readonly _tag: "clear" }
+  | { readonly _tag: "keys" }
+  | { readonly _tag: "size" }
+  | { readonly _tag: "entries" }
 
 /**
  * What the caller observed. `ok` carries the value a `get` returned (and,
@@ -67,9 +89,9 @@ export type Outcome =
  * that never returned: it may or may not have taken effect, and its `outcome`
  * is ignored.
  */
-export interface Entry {
+export interface Entry<Op extends StoreOperation = Operation> {
   readonly process: number
-  readonly op: Operation
+  readonly op: Op
   readonly outcome: Outcome
   readonly call: number
   readonly ret: number
@@ -90,53 +112,173 @@ export interface LogicalClock {
  * operations by call time, `longestPrefix` the longest sequence of them the
  * search managed to linearize (in linearization order), and `blocked` a
  * completed operation that no extension of that prefix could fit before its
- * return.
+ * return. A history with operations on the whole store is checked as one:
+ * its counterexample has `key: undefined`.
  */
-export type Verdict =
+export type Verdict<Op extends StoreOperation = Operation> =
   | { readonly linearizable: true }
   | {
     readonly linearizable: false
-    readonly key: string
-    readonly history: ReadonlyArray<Entry>
-    readonly longestPrefix: ReadonlyArray<Entry>
-    readonly blocked: Entry
+    readonly key: Op extends Operation ? string : string | undefined
+    readonly history: ReadonlyArray<Entry<Op>>
+    readonly longestPrefix: ReadonlyArray<Entry<Op>>
+    readonly blocked: Entry<Op>
+    /** The state after each step of `longestPrefix`, as `formatVerdict` shows it. */
+    readonly prefixStates: ReadonlyArray<string>
   }
 
 // =============================================================================
 // Sequential specification
 // =============================================================================
 
-/** The state of one key's register: its value, or `undefined` when absent. */
+/**
+ * The state of one key's register: absent (`undefined`), or its value, then,
+ * if it was put with a TTL, `ttlMark` and the TTL. A string, so that states
+ * compare with `===` and serve as `Map` keys in the search.
+ */
 type Register = string | undefined
+const ttlMark = "\u0000"
+
+const valueOf = (cell: string): string => {
+  const mark = cell.indexOf(ttlMark)
+  return mark < 0 ? cell : cell.slice(0, mark)
+}
+
+/** What `timeToLive` reports for a present key: `"none"`, or its TTL. */
+const ttlOf = (cell: string): string => {
+  const mark = cell.indexOf(ttlMark)
+  return mark < 0 ? "none" : cell.slice(mark + 1)
+}
+
+const cellOf = (op: Extract<Operation, { _tag: "put" }>): string =>
+  op.ttl === undefined ? op.value : op.value + ttlMark + op.ttl
 
 /** The result of `step` when the observed outcome is impossible in that state. */
 const Impossible: unique symbol = Symbol("Impossible")
 
+/** A read's observed result: its outcome's value, `Impossible` for `KeyNotFound`. */
+const observedValue = (entry: Entry<StoreOperation>): string | undefined | typeof Impossible =>
+  entry.outcome._tag === "KeyNotFound" ? Impossible : entry.outcome.value
+
 /**
- * Runs one operation against the register. Returns the next state, or
- * `Impossible` when the operation cannot have had the observed outcome in
- * `state`. A pending operation (no return) is unconstrained: any outcome goes.
+ * Runs one single-key operation against the register. Returns the next
+ * state, or `Impossible` when the operation cannot have had the observed
+ * outcome in `state`. A pending operation (no return) is unconstrained: any
+ * outcome goes.
  */
-const step = (state: Register, entry: Entry): Register | typeof Impossible => {
+const step = (state: Register, entry: Entry<StoreOperation>): Register | typeof Impossible => {
   const pending = entry.ret === Infinity
   const outcome = entry.outcome
-  switch (entry.op._tag) {
+  const op = entry.op
+  switch (op._tag) {
     case "get": {
       if (pending) return state
       if (outcome._tag === "KeyNotFound") return state === undefined ? state : Impossible
-      return state !== undefined && outcome.value === state ? state : Impossible
+      return state !== undefined && outcome.value === valueOf(state) ? state : Impossible
     }
     case "put": {
-      if (pending) return entry.op.value
+      if (pending) return cellOf(op)
       if (outcome._tag === "KeyNotFound") return Impossible
-      return outcome.value === undefined || outcome.value === entry.op.value ? entry.op.value : Impossible
+      return outcome.value === undefined || outcome.value === op.value ? cellOf(op) : Impossible
     }
     case "delete": {
       if (pending) return undefined
       if (outcome._tag === "KeyNotFound") return state === undefined ? undefined : Impossible
       return state !== undefined ? undefined : Impossible
     }
+    case "has": {
+      if (pending) return state
+      return observedValue(entry) === String(state !== undefined) ? state : Impossible
+    }
+    case "timeToLive": {
+      if (pending) return state
+      if (outcome._tag === "KeyNotFound") return state === undefined ? state : Impossible
+      return state !== undefined && outcome.value === ttlOf(state) ? state : Impossible
+    }
+    default:
+      throw new Error(`${op._tag} is not an operation on one key`)
   }
+}
+
+/** The outcome of `keys`, as the checker compares it. */
+export const keysOutcome = (keys: Iterable<string>): string => JSON.stringify([...keys].sort(byString))
+
+/** The outcome of `entries`, as the checker compares it. */
+export const entriesOutcome = (entries: Iterable<readonly [string, string]>): string =>
+  JSON.stringify([...entries].sort((a, b) => byString(a[0], b[0])))
+
+const byString = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+
+/**
+ * The state of the whole store: the JSON of its `[key, register]` pairs,
+ * sorted by key, so that equal stores have equal states. Decoding and
+ * encoding go through `StoreStates`, which remembers both directions.
+ */
+type StoreState = string
+
+class StoreStates {
+  readonly empty: StoreState = "[]"
+  private readonly decoded = new Map<StoreState, ReadonlyMap<string, string>>([[this.empty, new Map()]])
+  decode(state: StoreState): ReadonlyMap<string, string> {
+    let cells = this.decoded.get(state)
+    if (cells === undefined) {
+      cells = new Map(JSON.parse(state) as Array<[string, string]>)
+      this.decoded.set(state, cells)
+    }
+    return cells
+  }
+  encode(cells: ReadonlyMap<string, string>): StoreState {
+    const state = JSON.stringify([...cells].sort((a, b) => byString(a[0], b[0])))
+    if (!this.decoded.has(state)) this.decoded.set(state, cells)
+    return state
+  }
+}
+
+/**
+ * Runs one operation against the whole store: a single-key operation against
+ * its key's register, the others against every key at once.
+ */
+const storeStep = (
+  states: StoreStates,
+  state: StoreState,
+  entry: Entry<StoreOperation>
+): StoreState | typeof Impossible => {
+  const op = entry.op
+  const cells = states.decode(state)
+  if ("key" in op) {
+    const before = cells.get(op.key)
+    const after = step(before, entry)
+    if (after === Impossible) return Impossible
+    if (after === before) return state
+    const next = new Map(cells)
+    if (after === undefined) next.delete(op.key)
+    else next.set(op.key, after)
+    return states.encode(next)
+  }
+  if (op._tag === "clear") return entry.outcome._tag === "KeyNotFound" ? Impossible : states.empty
+  if (entry.ret === Infinity) return state
+  const observed = observedValue(entry)
+  switch (op._tag) {
+    case "keys":
+      return observed === keysOutcome(cells.keys()) ? state : Impossible
+    case "size":
+      return observed === String(cells.size) ? state : Impossible
+    case "entries":
+      return observed === entriesOutcome(Array.from(cells, ([key, cell]) => [key, valueOf(cell)] as const))
+        ? state
+        : Impossible
+  }
+}
+
+/** What a state looks like in a counterexample. */
+const showRegister = (state: Register): string =>
+  state === undefined
+    ? "absent"
+    : JSON.stringify(valueOf(state)) + (ttlOf(state) === "none" ? "" : ` (ttl ${ttlOf(state)} ms)`)
+
+const showStore = (states: StoreStates, state: StoreState): string => {
+  const cells = [...states.decode(state)]
+  return cells.length === 0 ? "empty" : cells.map(([key, cell]) => `${key}=${showRegister(cell)}`).join(", ")
 }
 
 // =============================================================================
@@ -145,30 +287,52 @@ const step = (state: Register, entry: Entry): Register | typeof Impossible => {
 
 /**
  * Checks that `history` is linearizable with respect to the register-map
- * specification, one key at a time (keys in order of first call). Throws if
- * the history is malformed (a return not after its call, a repeated
- * timestamp, a `get` that succeeded without a value): that is a bug in the
- * test, not in the store.
+ * specification. A history of single-key operations is checked one key at a
+ * time (keys in order of first call); one with an operation on the whole
+ * store (`clear`, `keys`, `size`, `entries`), which locality does not cover,
+ * is checked as one, its state being every key's register. Throws if the
+ * history is malformed (a return not after its call, a repeated timestamp, a
+ * read that succeeded without a value): that is a bug in the test, not in
+ * the store.
+ *
+ * `initial` holds the keys present, with their values, before the history
+ * began (by default, none).
  */
-export const check = (history: ReadonlyArray<Entry>): Verdict => {
-  const byKey = new Map<string, Array<Entry>>()
+export const check = <Op extends StoreOperation>(
+  history: ReadonlyArray<Entry<Op>>,
+  initial: ReadonlyMap<string, string> = new Map()
+): Verdict<Op> => {
+  const byKey = new Map<string, Array<Entry<Op>>>()
   for (const entry of history) {
+    if (!("key" in entry.op)) {
+      validate(undefined, history)
+      const states = new StoreStates()
+      return search(
+        undefined,
+        history,
+        states.encode(initial),
+        (state, entry) => storeStep(states, state, entry),
+        (state) => showStore(states, state)
+      ) as Verdict<Op>
+    }
     const entries = byKey.get(entry.op.key)
     if (entries === undefined) byKey.set(entry.op.key, [entry])
     else entries.push(entry)
   }
   for (const [key, entries] of byKey) {
     validate(key, entries)
-    const verdict = checkKey(key, entries)
+    const verdict = search<Op, Register>(key, entries, initial.get(key), step, showRegister)
     if (!verdict.linearizable) return verdict
   }
   return { linearizable: true }
 }
 
-const validate = (key: string, entries: ReadonlyArray<Entry>): void => {
+const validate = (key: string | undefined, entries: ReadonlyArray<Entry<StoreOperation>>): void => {
   const seen = new Set<number>()
   for (const entry of entries) {
-    const where = `in the history of key ${JSON.stringify(key)}: ${formatEntry(entry)}`
+    const where = `in the history of ${key === undefined ? "the store" : `key ${JSON.stringify(key)}`}: ${
+      formatEntry(entry)
+    }`
     if (!Number.isFinite(entry.call)) throw new Error(`call must be a finite timestamp ${where}`)
     if (!(entry.ret > entry.call)) throw new Error(`ret must be after call ${where}`)
     for (const t of entry.ret === Infinity ? [entry.call] : [entry.call, entry.ret]) {
@@ -176,14 +340,18 @@ const validate = (key: string, entries: ReadonlyArray<Entry>): void => {
       seen.add(t)
     }
     const observed = entry.ret !== Infinity
-    if (observed && entry.op._tag === "get" && entry.outcome._tag === "ok" && entry.outcome.value === undefined) {
-      throw new Error(`a successful get must record the value it returned ${where}`)
+    if (
+      observed && entry.outcome._tag === "ok" && entry.outcome.value === undefined &&
+      !["put", "delete", "clear"].includes(entry.op._tag)
+    ) {
+      throw new Error(`a successful ${entry.op._tag} must record the value it returned ${where}`)
     }
   }
 }
 
 /**
- * The search for one key. Events (calls and returns) sit in a doubly linked
+ * The search, for one key's register or for the whole store: `step` runs an
+ * operation against a state, `show` displays one. Events (calls and returns) sit in a doubly linked
  * list in time order: node `2i` is the call of operation `i`, node `2i + 1`
  * its return (absent for a pending operation), node `2n` the head sentinel.
  * Linearizing an operation "lifts" its nodes out of the list; backtracking
@@ -193,7 +361,13 @@ const validate = (key: string, entries: ReadonlyArray<Entry>): void => {
  * return: each is a candidate to be linearized next. Reaching a return means
  * its operation was not linearized in time, so the last choice is undone.
  */
-const checkKey = (key: string, entries: ReadonlyArray<Entry>): Verdict => {
+const search = <Op extends StoreOperation, S extends string | undefined>(
+  key: string | undefined,
+  entries: ReadonlyArray<Entry<Op>>,
+  initial: S,
+  step: (state: S, entry: Entry<Op>) => S | typeof Impossible,
+  show: (state: S) => string
+): Verdict<Op> => {
   const n = entries.length
   const head = 2 * n
   const none = -1
@@ -258,21 +432,21 @@ const checkKey = (key: string, entries: ReadonlyArray<Entry>): Verdict => {
   const lastOfEffect = new Map<string, number>()
   for (const i of [...entries.keys()].sort((a, b) => entries[a].call - entries[b].call)) {
     const op = entries[i].op
-    if (isCompleted(i) || op._tag === "get") continue
-    const effect = op._tag === "put" ? "put " + op.value : "delete"
+    if (isCompleted(i) || (op._tag !== "put" && op._tag !== "delete" && op._tag !== "clear")) continue
+    const effect = op._tag === "put" ? `put ${op.key} ${cellOf(op)}` : op._tag === "delete" ? `delete ${op.key}` : "clear"
     previousTwin[i] = lastOfEffect.get(effect) ?? none
     lastOfEffect.set(effect, i)
   }
   const isLinearized = (i: number): boolean => (linearized[i >> 4] & (1 << (i & 15))) !== 0
-  const worthLinearizing = (i: number, before: Register, after: Register): boolean =>
+  const worthLinearizing = (i: number, before: S, after: S): boolean =>
     isCompleted(i) || (after !== before && (previousTwin[i] === none || isLinearized(previousTwin[i])))
 
   // Lowe's memo: every configuration (linearized set, register) entered so far;
   // entering one again cannot succeed where the first visit failed. Looked up
   // by hash (the set's, XOR a random code per register state), then compared
   // exactly: a collision costs a comparison, never a wrong verdict.
-  const stateCodes = new Map<Register, readonly [number, number]>()
-  const stateCode = (state: Register): readonly [number, number] => {
+  const stateCodes = new Map<S, readonly [number, number]>()
+  const stateCode = (state: S): readonly [number, number] => {
     let code = stateCodes.get(state)
     if (code === undefined) {
       code = [random() & 0x3ffffff, random() & 0x3ffffff]
@@ -280,9 +454,9 @@ const checkKey = (key: string, entries: ReadonlyArray<Entry>): Verdict => {
     }
     return code
   }
-  const seen = new Map<number, Array<{ readonly members: Uint16Array; readonly state: Register }>>()
+  const seen = new Map<number, Array<{ readonly members: Uint16Array; readonly state: S }>>()
   /** Records the current set with `state`; false if that configuration was entered before. */
-  const enter = (state: Register): boolean => {
+  const enter = (state: S): boolean => {
     const [low, high] = stateCode(state)
     const hash = (setLow ^ low) * 0x4000000 + (setHigh ^ high)
     const bucket = seen.get(hash)
@@ -297,11 +471,11 @@ const checkKey = (key: string, entries: ReadonlyArray<Entry>): Verdict => {
     return true
   }
 
-  const stack: Array<{ readonly op: number; readonly before: Register }> = []
-  let state: Register = undefined
+  const stack: Array<{ readonly op: number; readonly before: S }> = []
+  let state: S = initial
   let completedLeft = entries.filter((_, i) => isCompleted(i)).length
-  let longestPrefix: ReadonlyArray<Entry> = []
-  let blocked: Entry | undefined = undefined
+  let longestPrefix: ReadonlyArray<Entry<Op>> = []
+  let blocked: Entry<Op> | undefined = undefined
 
   let node = next[head]
   while (completedLeft > 0) {
@@ -330,12 +504,20 @@ const checkKey = (key: string, entries: ReadonlyArray<Entry>): Verdict => {
       }
       const frame = stack.pop()
       if (frame === undefined) {
+        const prefixStates: Array<string> = []
+        let shown = initial
+        for (const entry of longestPrefix) {
+          const after = step(shown, entry)
+          shown = after === Impossible ? shown : after
+          prefixStates.push(show(shown))
+        }
         return {
           linearizable: false,
-          key,
+          key: key as Verdict<Op> extends { key: infer K } ? K : never,
           history: [...entries].sort((a, b) => a.call - b.call),
           longestPrefix,
-          blocked
+          blocked,
+          prefixStates
         }
       }
       state = frame.before
@@ -372,31 +554,34 @@ const xorshift32 = (seed: number) => {
 // Counterexamples
 // =============================================================================
 
-const formatOperation = (op: Operation): string =>
+const formatOperation = (op: StoreOperation): string =>
   op._tag === "put"
-    ? `put(${JSON.stringify(op.key)}, ${JSON.stringify(op.value)})`
-    : `${op._tag}(${JSON.stringify(op.key)})`
+    ? `put(${JSON.stringify(op.key)}, ${JSON.stringify(op.value)}${op.ttl === undefined ? "" : `, ttl ${op.ttl} ms`})`
+    : "key" in op
+    ? `${op._tag}(${JSON.stringify(op.key)})`
+    : `${op._tag}()`
 
-const formatOutcome = (entry: Entry): string => {
+const formatOutcome = (entry: Entry<StoreOperation>): string => {
   if (entry.ret === Infinity) return "(no return)"
   if (entry.outcome._tag === "KeyNotFound") return "KeyNotFound"
   return entry.outcome.value === undefined ? "ok" : `ok ${JSON.stringify(entry.outcome.value)}`
 }
 
 /** One entry on one line: `p3 get("a") -> ok "v1"  [12, 15]`. */
-export const formatEntry = (entry: Entry): string =>
+export const formatEntry = (entry: Entry<StoreOperation>): string =>
   `p${entry.process} ${formatOperation(entry.op)} -> ${formatOutcome(entry)}  [${entry.call}, ${
     entry.ret === Infinity ? "∞" : entry.ret
   }]`
 
 /**
- * A readable account of a verdict: for a counterexample, the key's history as
- * a timeline, the longest linearizable prefix with the register's state after
- * each step, and the operation that could not be fitted.
+ * A readable account of a verdict: for a counterexample, the key's (or the
+ * store's) history as a timeline, the longest linearizable prefix with the
+ * state after each step, and the operation that could not be fitted.
  */
-export const formatVerdict = (verdict: Verdict): string => {
+export const formatVerdict = <Op extends StoreOperation>(verdict: Verdict<Op>): string => {
   if (verdict.linearizable) return "linearizable"
-  const lines = [`not linearizable: key ${JSON.stringify(verdict.key)}`, "", "history (by call time):"]
+  const what = verdict.key === undefined ? "the store as a whole" : `key ${JSON.stringify(verdict.key)}`
+  const lines = [`not linearizable: ${what}`, "", "history (by call time):"]
   const ends = verdict.history.flatMap((entry) => entry.ret === Infinity ? [entry.call] : [entry.call, entry.ret])
   const times = [...new Set(ends)].sort((a, b) => a - b)
   const width = verdict.history.reduce((w, entry) => Math.max(w, formatEntry(entry).length), 0)
@@ -407,17 +592,13 @@ export const formatVerdict = (verdict: Verdict): string => {
     lines.push(`  ${formatEntry(entry).padEnd(width)}  ${bar}`)
   }
   lines.push("", "longest linearizable prefix found:")
-  let state: Register = undefined
   if (verdict.longestPrefix.length === 0) lines.push("  (none)")
-  for (const entry of verdict.longestPrefix) {
-    const after = step(state, entry)
-    state = after === Impossible ? state : after
-    lines.push(`  ${formatEntry(entry)}   => ${state === undefined ? "absent" : JSON.stringify(state)}`)
-  }
+  verdict.longestPrefix.forEach((entry, i) => lines.push(`  ${formatEntry(entry)}   => ${verdict.prefixStates[i]}`))
+  const initial = verdict.key === undefined ? "empty" : "absent"
   lines.push(
     "",
     `then nothing fits before this return: ${formatEntry(verdict.blocked)}`,
-    `(register after the prefix: ${state === undefined ? "absent" : JSON.stringify(state)})`
+    `(${verdict.key === undefined ? "store" : "register"} after the prefix: ${verdict.prefixStates.at(-1) ?? initial})`
   )
   return lines.join("\n")
 }
@@ -446,14 +627,16 @@ const isKeyNotFoundOnly = (cause: Cause.Cause<unknown>): boolean => {
  *
  * A `KeyNotFound` failure is an outcome, recorded and returned. Any other
  * failure or defect is re-raised (the entry stays pending): the test fails.
- * A `get` or `put` that succeeds with anything but a string dies: histories
- * hold string values only.
+ * A `delete` or `clear` succeeds with nothing to record; any other
+ * operation that succeeds with anything but a string dies: histories hold
+ * string values only (the caller renders `has`, `keys`, … as their outcome
+ * strings, see `StoreOperation`).
  */
-export const record = <A, E, R>(
-  history: Array<Entry>,
+export const record = <A, E, R, Op extends StoreOperation = Operation>(
+  history: Array<Entry<Op>>,
   clock: LogicalClock,
   process: number,
-  op: Operation,
+  op: Op,
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<Outcome, Exclude<E, KeyNotFoundLike>, R> =>
   Effect.suspend(() => {
@@ -464,7 +647,7 @@ export const record = <A, E, R>(
       const ret = clock.n++
       let outcome: Outcome
       if (Exit.isSuccess(exit)) {
-        if (op._tag === "delete") {
+        if (op._tag === "delete" || op._tag === "clear") {
           outcome = { _tag: "ok" }
         } else if (typeof exit.value === "string") {
           outcome = { _tag: "ok", value: exit.value }
