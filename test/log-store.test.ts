@@ -9,6 +9,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Deferred from "effect/Deferred"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -292,33 +294,36 @@ describe("closing the store flushes what is pending", () => {
 // Group commit
 // =============================================================================
 
-/**
- * File calls whose background syncs wait until the test lets them run, so a
- * batch stays in flight; `open` lets every sync run, now and from then on.
- */
-const gatedSyncs = () => {
-  const held: Array<() => void> = []
-  let gated = true
-  const ops: KeyValueStore.FileOps = {
-    datasyncInBackground: (fd, done) => {
-      if (gated) held.push(() => fs.fdatasync(fd, done))
-      else fs.fdatasync(fd, done)
-    }
-  }
-  const release = () => held.splice(0).forEach((run) => run())
-  const open = () => {
-    gated = false
-    release()
-  }
-  return { ops, held, release, open }
-}
-
 /** Yields until `condition` holds (a bounded number of turns; real I/O may take a few). */
 const turnsUntil = (what: string, condition: () => boolean) =>
   Effect.gen(function*() {
     for (let turn = 0; turn < 100_000 && !condition(); turn++) yield* Effect.yieldNow
     assert.isTrue(condition(), `never saw ${what}`)
   })
+
+/**
+ * Holds the store's read lock through an `entries` stream that stops at its
+ * first entry until `release`: a batch written meanwhile is durable but waits
+ * to be applied, and the writer, still inside it, leaves later writes
+ * queued. The store must hold at least one entry.
+ */
+const holdReadLock = (store: KeyValueStore.KeyValueStoreService) =>
+  Effect.gen(function*() {
+    const gate = yield* Deferred.make<void>()
+    let holding = false
+    const reader = yield* Effect.forkChild(Stream.runForEach(store.entries, () => {
+      holding = true
+      return Deferred.await(gate)
+    }))
+    yield* turnsUntil("the stream holding the read lock", () => holding)
+    return {
+      release: Effect.flatMap(Deferred.succeed(gate, undefined), () => Fiber.join(reader))
+    }
+  })
+
+/** How many batches the log file holds right now. */
+const batchesOnDisk = (logPath: string): number =>
+  new Set(recordSpans(fs.readFileSync(logPath)).map((span) => span.batch)).size
 
 
 describe("group commit", () => {
@@ -352,25 +357,26 @@ describe("group commit", () => {
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("batch-limit")
       const big = (fill: number) => new Uint8Array(30 * 1024 * 1024).fill(fill)
-      const gate = gatedSyncs()
-      yield* withLogStore({ path: logPath, fsync: "always", fileOps: gate.ops }, (store) =>
+      yield* withLogStore({ path: logPath, fsync: "always" }, (store) =>
         Effect.gen(function*() {
-          // A first batch held at its sync, so that the three large puts queue up together behind it.
-          const first = yield* Effect.forkChild(store.put("first", "small"))
-          yield* turnsUntil("the first batch syncing", () => gate.held.length === 1)
+          yield* store.put("first", "small")
+          // A batch held at its apply, so that the three large puts queue up together behind it.
+          const hold = yield* holdReadLock(store)
+          const second = yield* Effect.forkChild(store.put("second", "small"))
+          yield* turnsUntil("the second batch written", () => batchesOnDisk(logPath) === 2)
           const large = yield* Effect.forkChild(
             Effect.forEach([1, 2, 3], (fill) => store.put(`big-${fill}`, big(fill)), { concurrency: "unbounded", discard: true })
           )
           yield* Effect.yieldNow
-          gate.open()
-          yield* Fiber.join(first)
+          yield* hold.release
+          yield* Fiber.join(second)
           yield* Fiber.join(large)
         }))
       const spans = recordSpans(fs.readFileSync(logPath))
-      assert.strictEqual(spans.length, 4)
-      const batches = new Set(spans.slice(1).map((span) => span.batch))
+      assert.strictEqual(spans.length, 5)
+      const batches = new Set(spans.slice(2).map((span) => span.batch))
       assert.strictEqual(batches.size, 2, "the three large records were not split at the limit")
-      assert.strictEqual((yield* stateOfLog(logPath)).size, 4)
+      assert.strictEqual((yield* stateOfLog(logPath)).size, 5)
     }))
 
   it.effect("a fiber that is not writing gets a turn between every few batches while 64 fibers keep the log busy", () =>
@@ -415,47 +421,46 @@ describe("interrupted writes", () => {
   it.live("fsync always: a put interrupted while still queued is never written, applied or replayed", () =>
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("interrupt-queued")
-      const gate = gatedSyncs()
-      const { close, store } = yield* openLog({ path: logPath, fsync: "always", fileOps: gate.ops })
-      // The first batch waits for its sync: the writer is busy, so the next put stays queued.
+      const { close, store } = yield* openLog({ path: logPath, fsync: "always" })
+      yield* store.put("seed", "s")
+      // The next batch is durable but waits for its apply: the writer is busy, so a later put stays queued.
+      const hold = yield* holdReadLock(store)
       const first = yield* Effect.forkChild(store.put("first", "in flight"))
-      yield* turnsUntil("the first batch syncing", () => gate.held.length === 1)
+      yield* turnsUntil("the first batch written", () => batchesOnDisk(logPath) === 2)
       const queued = yield* Effect.forkChild(store.put("queued", "interrupted"))
       yield* Effect.yieldNow
       yield* Fiber.interrupt(queued)
-      gate.release()
+      yield* hold.release
       yield* Fiber.join(first)
-      // The writer has moved on: one more write proves the queue was served after the interruption.
-      const after = yield* Effect.forkChild(store.put("after", "written"))
-      yield* turnsUntil("the next batch syncing", () => gate.held.length === 1)
-      gate.release()
-      yield* Fiber.join(after)
+      // One more write proves the queue was served after the interruption.
+      yield* store.put("after", "written")
       yield* assertKeyNotFound(store.get("queued"), "queued")
-      assert.strictEqual(recordsOnDisk(logPath), 2, "the interrupted put reached the file")
+      assert.strictEqual(recordsOnDisk(logPath), 3, "the interrupted put reached the file")
       yield* close
       assert.deepStrictEqual(
         yield* stateOfLog(logPath),
-        new Map([["first", "s:in flight"], ["after", "s:written"]])
+        new Map([["seed", "s:s"], ["first", "s:in flight"], ["after", "s:written"]])
       )
     }))
 
-  it.live("fsync always: a put interrupted once its batch is being written still becomes durable and visible, like a lost reply", () =>
+  it.live("fsync always: a put interrupted once its batch is written still becomes durable and visible, like a lost reply", () =>
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("interrupt-in-flight")
-      const gate = gatedSyncs()
-      const { close, store } = yield* openLog({ path: logPath, fsync: "always", fileOps: gate.ops })
+      const { close, store } = yield* openLog({ path: logPath, fsync: "always" })
+      yield* store.put("seed", "s")
+      const hold = yield* holdReadLock(store)
       const inFlight = yield* Effect.forkChild(store.put("k", "written anyway"))
-      yield* turnsUntil("the batch syncing", () => gate.held.length === 1)
+      yield* turnsUntil("the batch written", () => batchesOnDisk(logPath) === 2)
       yield* Fiber.interrupt(inFlight)
-      gate.release()
+      yield* hold.release
       // Another write through the same writer: once it is acknowledged, the earlier batch was applied.
-      const next = yield* Effect.forkChild(store.put("next", "n"))
-      yield* turnsUntil("the next batch syncing", () => gate.held.length === 1)
-      gate.release()
-      yield* Fiber.join(next)
+      yield* store.put("next", "n")
       assert.strictEqual(yield* store.get("k"), "written anyway")
       yield* close
-      assert.deepStrictEqual(yield* stateOfLog(logPath), new Map([["k", "s:written anyway"], ["next", "s:n"]]))
+      assert.deepStrictEqual(
+        yield* stateOfLog(logPath),
+        new Map([["seed", "s:s"], ["k", "s:written anyway"], ["next", "s:n"]])
+      )
     }))
 })
 

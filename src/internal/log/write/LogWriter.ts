@@ -2,9 +2,8 @@
  * The log's one writer, for every `fsync` policy: writers queue their
  * records and wait; one writer fiber takes everything queued, encodes it
  * into one batch and hands it to the OS with one `write()`. Under `"always"`
- * it then syncs (off the main thread, so reads and the next batch's
- * gathering go on meanwhile); under `"interval"` a syncer fiber syncs every
- * interval; under `"never"` the OS decides. Only then is the whole batch
+ * it then syncs; under `"interval"` a syncer fiber syncs every interval (off
+ * the main thread); under `"never"` the OS decides. Only then is the whole batch
  * applied to the index, in one step under the write lock, and its writers
  * resumed.
  *
@@ -49,12 +48,6 @@ export interface LogWriter {
    */
   readonly busy: () => boolean
 }
-
-/**
- * Whether the `"always"` policy syncs off the main thread. Measured with
- * `npm run bench` (durable writes, 1 and 256 writers): see `docs/design.md`.
- */
-export const syncOffMainThread = true
 
 /**
  * A batch stops taking writes once their records may reach this many bytes:
@@ -161,12 +154,9 @@ export const startLogWriter = (
         return Effect.void
       }
       if (!syncEachBatch) return apply(batch)
-      if (syncOffMainThread) {
-        return Effect.matchEffect(file.syncInBackground, {
-          onFailure: (error) => Effect.sync(() => failAll(batch, error)),
-          onSuccess: () => apply(batch)
-        })
-      }
+      // On the main thread: measured with 1, 64 and 256 writers, a sync
+      // handed to the thread pool made durable writes 20-50% slower here
+      // (design.md, "One writer for every policy").
       const synced = file.sync()
       if (synced !== undefined) {
         failAll(batch, synced)
@@ -201,10 +191,12 @@ export const startLogWriter = (
         // A submit to an idle writer resumes it inline, inside the submitting
         // fiber. Without this yield it would commit that one write at once;
         // the submitter, resumed as it returns, submits its next write alone,
-        // and so on: one batch per write while every other fiber waits
+        // and so on: one fdatasync per write while every other fiber waits
         // (test/log-store.test.ts, "group commit"). Yielding lets every
-        // runnable fiber queue its write first.
-        yield* Effect.yieldNow
+        // runnable fiber queue its write first. Without a sync a batch costs
+        // one write() (~5 µs here) and the yield about as much again, so
+        // "interval" and "never" commit at once.
+        if (syncEachBatch) yield* Effect.yieldNow
         yield* logMutex.withPermits(1)(commitBatch)
       }
     })
