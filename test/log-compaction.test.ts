@@ -29,6 +29,13 @@ import { makeStalledClock } from "./support/RuntimeCounters.ts"
 
 const policies = ["always", "interval", "never"] as const
 
+/** Every way writes reach the log: the three policies, and buffered acknowledgement where it is allowed. */
+const writeModes = [
+  ...policies.map((fsync) => ({ label: `fsync ${fsync}`, options: { fsync } })),
+  { label: "fsync interval, acknowledge buffered", options: { fsync: "interval", acknowledge: "buffered" } },
+  { label: "fsync never, acknowledge buffered", options: { fsync: "never", acknowledge: "buffered" } }
+] as const satisfies ReadonlyArray<{ label: string; options: Partial<KeyValueStore.LogOptions> }>
+
 /** Yields to the other fibers until `condition` holds; dies after `maxYields` turns. */
 const yieldUntil = (description: string, condition: () => boolean, maxYields = 2_000_000) =>
   Effect.gen(function*() {
@@ -110,9 +117,9 @@ describe("manual compaction", () => {
       })
   )
 
-  it.live.each(policies)(
-    "fsync %s: puts and deletes made by 16 fibers while compact runs are all there afterwards and after a reopen",
-    (policy) =>
+  it.live.each(writeModes)(
+    "$label: puts and deletes made by 16 fibers while compact runs are all there afterwards and after a reopen",
+    ({ options }) =>
       Effect.gen(function*() {
         const logPath = yield* freshLogPath("online")
         const expected = new Map<string, ValueView>()
@@ -122,9 +129,8 @@ describe("manual compaction", () => {
             expected.set(`pre-${i}`, `s:before ${i}`)
             return store.put(`pre-${i}`, `before ${i}`)
           }, { discard: true }))
-        yield* withLogStore({ path: logPath, fsync: policy, compaction: { auto: false } }, (store) =>
+        yield* withLogStore({ path: logPath, ...options, compaction: { auto: false } }, (store) =>
           Effect.gen(function*() {
-
             let acknowledged = 0
             const writers = yield* Effect.forkChild(Effect.forEach(
               Array.from({ length: 16 }, (_, fiber) => fiber),
@@ -267,10 +273,10 @@ describe("automatic compaction", () => {
 })
 
 describe("clear", () => {
-  it.effect.each(policies)("fsync %s: clear empties the store and the log; a reopen finds it empty, and later writes survive", (policy) =>
+  it.effect.each(writeModes)("$label: clear empties the store and the log; a reopen finds it empty, and later writes survive", ({ options }) =>
     Effect.gen(function*() {
       const logPath = yield* freshLogPath("clear")
-      yield* withLogStore({ path: logPath, fsync: policy }, (store) =>
+      yield* withLogStore({ path: logPath, ...options }, (store) =>
         Effect.gen(function*() {
           for (let i = 0; i < 50; i++) yield* store.put(`k${i}`, `v${i}`, i % 2 === 0 ? { duration: 60_000 } : undefined)
           yield* store.delete("k3")
@@ -283,7 +289,7 @@ describe("clear", () => {
           assert.strictEqual(fs.statSync(logPath).size, 20, "the file holds just its header")
         }))
       assert.deepStrictEqual(yield* stateOfLog(logPath), new Map())
-      yield* withLogStore({ path: logPath, fsync: policy }, (store) =>
+      yield* withLogStore({ path: logPath, ...options }, (store) =>
         Effect.gen(function*() {
           yield* store.put("k1", "old")
           yield* store.clear

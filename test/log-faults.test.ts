@@ -26,6 +26,7 @@ import {
   makeFaultyFileOps,
   openLog,
   readState,
+  recordSpans,
   stateOfLog,
   type ValueView,
   viewValue
@@ -256,6 +257,36 @@ describe("fsync \"never\" and \"interval\": a failed write", () => {
         assert.strictEqual(yield* store.get("written"), "on disk")
         yield* close
         assertSameState(yield* stateOfLog(logPath), new Map([["written", "s:on disk"], ["later", "s:fine"]]))
+      })
+  )
+
+  it.effect.each(["never", "interval"] as const)(
+    "fsync %s, acknowledge buffered: a failed write of the buffer turns the store ReadOnly, and later writes fail with StorageError",
+    (policy) =>
+      Effect.gen(function*() {
+        const logPath = yield* freshLogPath("buffered-enospc")
+        const faults = makeFaultyFileOps()
+        const { close, store } = yield* openLog({ path: logPath, fsync: policy, acknowledge: "buffered", fileOps: faults.ops })
+        yield* store.put("written", "on disk")
+        const onDisk = () => recordSpans(fs.readFileSync(logPath)).length
+        for (let turn = 0; turn < 100 && onDisk() === 0; turn++) yield* Effect.yieldNow
+        assert.strictEqual(onDisk(), 1, "the first put never left the buffer")
+        faults.failNext("write", diskFull(), holdsRecords)
+        // Acknowledged at once, before the writer's write() fails.
+        yield* store.put("buffered", "lost with the failed write")
+        let status = yield* store.writeStatus
+        for (let turn = 0; turn < 100 && status._tag === "Writable"; turn++) {
+          yield* Effect.yieldNow
+          status = yield* store.writeStatus
+        }
+        assert.strictEqual(status._tag, "ReadOnly")
+        assert.match(status._tag === "ReadOnly" ? status.reason : "", /acknowledged writes could not be written to the log.*ENOSPC/)
+        yield* assertStorageError(store.put("later", "refused"))
+        yield* assertStorageError(store.delete("written"))
+        assert.strictEqual(yield* store.get("written"), "on disk")
+        yield* close
+        // What was written before the failure survives; the failed write is lost, as documented.
+        assertSameState(yield* stateOfLog(logPath), new Map([["written", "s:on disk"]]))
       })
   )
 

@@ -326,6 +326,53 @@ const batchesOnDisk = (logPath: string): number =>
   new Set(recordSpans(fs.readFileSync(logPath)).map((span) => span.batch)).size
 
 
+describe("acknowledge: \"buffered\"", () => {
+  it.effect.each(["never", "interval"] as const)(
+    "fsync %s: a put is acknowledged before its record reaches the file, which the writer hands to the OS within a few turns",
+    (policy) =>
+      Effect.gen(function*() {
+        const logPath = yield* freshLogPath("buffered")
+        const { close, store } = yield* openLog({ path: logPath, fsync: policy, acknowledge: "buffered" })
+        yield* store.put("only", "write")
+        // Acknowledged and readable, but still in the process's buffer.
+        assert.strictEqual(yield* store.get("only"), "write")
+        assert.strictEqual(recordsOnDisk(logPath), 0, "a buffered put was written before it was acknowledged")
+        for (let turn = 0; turn < 100 && recordsOnDisk(logPath) === 0; turn++) yield* Effect.yieldNow
+        assert.strictEqual(recordsOnDisk(logPath), 1, "the buffer was not handed to the OS")
+        yield* close
+      })
+  )
+
+  it.effect.each(["never", "interval"] as const)(
+    "fsync %s: writes still in the buffer when the scope closes are written and survive a reopen",
+    (policy) =>
+      Effect.gen(function*() {
+        const logPath = yield* freshLogPath("buffered-close")
+        const expected = new Map<string, ValueView>()
+        const { close, store } = yield* openLog({ path: logPath, fsync: policy, acknowledge: "buffered" })
+        // One synchronous burst: the writer fiber gets no turn before the close.
+        for (let i = 0; i < 300; i++) {
+          const value = i % 3 === 0 ? Uint8Array.of(i & 255, 0, 255) : `value ${i} ✓`
+          expected.set(`key-${i}`, viewValue(value))
+          yield* store.put(`key-${i}`, value)
+        }
+        yield* store.delete("key-7")
+        expected.delete("key-7")
+        assert.strictEqual(recordsOnDisk(logPath), 0, "records already on disk before the close")
+        yield* close
+        assert.deepStrictEqual(yield* stateOfLog(logPath), expected)
+      })
+  )
+
+  it.effect("is refused with fsync \"always\", which acknowledges a write only once it is synced", () =>
+    Effect.gen(function*() {
+      const logPath = yield* freshLogPath("buffered-always")
+      const error = yield* typedFailure(openLog({ path: logPath, fsync: "always", acknowledge: "buffered" }), "InvalidInput")
+      assert.match((error as KeyValueStore.InvalidInput).message, /acknowledge: "buffered" needs fsync "interval" or "never"/)
+      assert.isFalse(fs.existsSync(logPath), "a refused open created the log")
+    }))
+})
+
 describe("group commit", () => {
   it.effect("64 fibers writing at once share one write and one fdatasync per batch, also after the writer went idle", () =>
     Effect.gen(function*() {

@@ -25,13 +25,21 @@ import { freshLogPath } from "./support/logHarness.ts"
 import { assertKeyNotFound } from "./support/StoreAssertions.ts"
 
 /** A log-backed store on a log of its own in a fresh temporary directory, removed with the layer. */
-const freshLogLayer = (fsync: "always" | "interval" | "never"): Layer.Layer<KeyValueStore.KeyValueStore, KeyValueStore.LogOpenError> =>
-  Layer.unwrap(Effect.map(freshLogPath(`suite-${fsync}`), (path) => KeyValueStore.layerLog({ path, fsync })))
+const freshLogLayer = (
+  fsync: "always" | "interval" | "never",
+  acknowledge: "written" | "buffered" = "written"
+): Layer.Layer<KeyValueStore.KeyValueStore, KeyValueStore.LogOpenError> =>
+  Layer.unwrap(Effect.map(freshLogPath(`suite-${fsync}`), (path) => KeyValueStore.layerLog({ path, fsync, acknowledge })))
 
 // A fresh log per history costs its open and close: these suites run fewer
 // histories than in memory; the store histories below run thousands.
 linearizabilitySuite("KeyValueStore.layerLog({ fsync: \"always\" }) is linearizable", freshLogLayer("always"), { numRuns: 40 })
 linearizabilitySuite("KeyValueStore.layerLog({ fsync: \"never\" }) is linearizable", freshLogLayer("never"), { numRuns: 40 })
+linearizabilitySuite(
+  "KeyValueStore.layerLog({ fsync: \"never\", acknowledge: \"buffered\" }) is linearizable",
+  freshLogLayer("never", "buffered"),
+  { numRuns: 40 }
+)
 
 const totals: Record<string, StoreHistoryTotals> = {}
 for (const fsync of ["always", "interval", "never"] as const) {
@@ -42,6 +50,13 @@ for (const fsync of ["always", "interval", "never"] as const) {
     (layerTotals) => totals[`layerLog/${fsync}`] = layerTotals
   )
 }
+// The buffering writer, beyond the 10,000 histories split among the layers above.
+storeHistoriesTest(
+  `KeyValueStore.layerLog({ fsync: "interval", acknowledge: "buffered" })`,
+  freshLogLayer("interval", "buffered"),
+  { histories: storeHistoriesFor("interval") / 3, maintenanceWeight: 1 },
+  (layerTotals) => totals["layerLog/interval/buffered"] = layerTotals
+)
 afterAll(() => {
   if (Object.keys(totals).length > 0) console.log(formatStoreHistoryTotals(totals))
 })
@@ -49,12 +64,17 @@ afterAll(() => {
 /** The time every test puts its keys at, so that `t` is not the epoch. */
 const t = 1_000
 
-describe.each(["always", "interval", "never"] as const)("TTL on layerLog({ fsync: \"%s\" })", (fsync) => {
+describe.each([
+  { fsync: "always", acknowledge: "written" },
+  { fsync: "interval", acknowledge: "written" },
+  { fsync: "never", acknowledge: "written" },
+  { fsync: "never", acknowledge: "buffered" }
+] as const)("TTL on layerLog({ fsync: \"$fsync\", acknowledge: \"$acknowledge\" })", ({ acknowledge, fsync }) => {
   const withStore = <A, E>(body: (store: KeyValueStore.KeyValueStoreService) => Effect.Effect<A, E>) =>
     Effect.gen(function*() {
       yield* TestClock.adjust(t)
       return yield* body(yield* KeyValueStore.KeyValueStore)
-    }).pipe(Effect.provide(freshLogLayer(fsync)))
+    }).pipe(Effect.provide(freshLogLayer(fsync, acknowledge)))
 
   it.effect("a key put at t with duration d is readable at t+d−1 and gone from t+d", () =>
     withStore((store) =>

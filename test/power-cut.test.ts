@@ -34,6 +34,7 @@ afterAll(() => {
 const totals = {
   simulations: 0,
   byPolicy: { always: 0, interval: 0, never: 0 } as Record<string, number>,
+  buffered: 0,
   cutsDuringWorkload: 0,
   mutatingCalls: 0,
   acknowledgedWritesChecked: 0,
@@ -54,6 +55,7 @@ const failures: Array<string> = []
 const record = (result: SimulationResult) => {
   totals.simulations++
   totals.byPolicy[result.plan.policy]++
+  if (result.plan.acknowledge === "buffered") totals.buffered++
   if (result.cutDuringWorkload) totals.cutsDuringWorkload++
   totals.mutatingCalls += result.mutations
   totals.acknowledgedWritesChecked += result.acknowledgedChecked

@@ -48,6 +48,8 @@ export type Step =
 export interface Plan {
   readonly seed: number
   readonly policy: Policy
+  /** `"buffered"` only under `"interval"` and `"never"`. */
+  readonly acknowledge: "written" | "buffered"
   readonly fsyncIntervalMillis: number
   readonly compaction: { readonly auto: false } | { readonly auto: true; readonly minRecords: number }
   readonly steps: ReadonlyArray<Step>
@@ -125,6 +127,7 @@ export const planSimulation = (seed: number): Plan => {
   return {
     seed,
     policy,
+    acknowledge: policy !== "always" && random() < 0.3 ? "buffered" : "written",
     fsyncIntervalMillis: 200 + int(1000),
     compaction: random() < 0.5 ? { auto: false } : { auto: true, minRecords: 4 + int(16) },
     steps,
@@ -204,13 +207,14 @@ export const runSimulation = (plan: Plan, logPath: string): Effect.Effect<Simula
   })
   const simulation = Effect.gen(function*() {
     yield* TestClock.setTime(startTime)
-    const trace: Array<string> = [`policy ${plan.policy}, cut at mutating call ${plan.cutAt}`]
+    const trace: Array<string> = [`policy ${plan.policy}, acknowledge ${plan.acknowledge}, cut at mutating call ${plan.cutAt}`]
     const violations: Array<string> = []
     const disk = new SimulatedDisk()
     disk.cutAfter(plan.cutAt)
     const options = (fileOps: SimulatedDisk): KeyValueStore.LogOptions => ({
       path: logPath,
       fsync: plan.policy,
+      acknowledge: plan.acknowledge,
       fsyncIntervalMillis: plan.fsyncIntervalMillis,
       compaction: plan.compaction,
       fileOps

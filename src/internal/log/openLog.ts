@@ -21,6 +21,7 @@ import { acquireOwnerLock } from "./file/OwnerLock.ts"
 import { encodeFileHeader, newSalt } from "./format/LogFormat.ts"
 import { replayFile } from "./format/LogReplay.ts"
 import type { RecordVisitor } from "./format/LogScanner.ts"
+import { startBufferedWriter } from "./write/BufferedWriter.ts"
 import { type FsyncPolicy, startLogWriter } from "./write/LogWriter.ts"
 
 export type { FsyncPolicy }
@@ -39,6 +40,13 @@ const checkOptions = (options: LogOptions): InvalidInput | undefined => {
   const interval = options.fsyncIntervalMillis
   if (interval !== undefined && !(typeof interval === "number" && Number.isFinite(interval) && interval > 0)) {
     return bad(`fsyncIntervalMillis must be a positive finite number, got ${String(interval)}`)
+  }
+  const acknowledge = options.acknowledge
+  if (acknowledge !== undefined && acknowledge !== "written" && acknowledge !== "buffered") {
+    return bad(`acknowledge must be "written" or "buffered", got ${JSON.stringify(acknowledge)}`)
+  }
+  if (acknowledge === "buffered" && (fsync === undefined || fsync === "always")) {
+    return bad(`acknowledge: "buffered" needs fsync "interval" or "never": under "always" a write is acknowledged once synced`)
   }
   const onCorruption = options.onCorruption
   if (onCorruption !== undefined && onCorruption !== "fail" && onCorruption !== "truncate") {
@@ -220,19 +228,22 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     const maintenance = Semaphore.makeUnsafe(1)
 
     let afterBatch = () => {}
-    const writer = yield* startLogWriter(core, log, {
-      policy,
-      syncEveryMillis: options.fsyncIntervalMillis ?? defaultFsyncIntervalMillis,
-      logMutex,
-      afterBatch: () => afterBatch()
-    })
+    const syncEveryMillis = options.fsyncIntervalMillis ?? defaultFsyncIntervalMillis
+    const writer = options.acknowledge === "buffered"
+      ? yield* startBufferedWriter(core, log, {
+        syncEveryMillis: policy === "interval" ? syncEveryMillis : undefined,
+        logMutex,
+        afterBatch: () => afterBatch()
+      })
+      : yield* startLogWriter(core, log, { policy, syncEveryMillis, logMutex, afterBatch: () => afterBatch() })
     const compactor = yield* startCompactor(core, log, {
       auto: options.compaction?.auto ?? true,
       factor: options.compaction?.factor ?? defaultCompactionFactor,
       minRecords: options.compaction?.minRecords ?? defaultCompactionMinRecords,
       logMutex,
       maintenance,
-      writersBusy: writer.busy
+      writersBusy: writer.busy,
+      flushWriter: writer.flush
     })
     afterBatch = compactor.afterBatch
 

@@ -135,10 +135,12 @@ export const startCompactor = (
     readonly maintenance: Semaphore.Semaphore
     /** Whether durable writes are waiting for, or coming back from, a batch (turns are then kept short). */
     readonly writersBusy: () => boolean
+    /** Hands the OS what the writer acknowledged and still holds, before the file is replaced. */
+    readonly flushWriter: () => StorageError | undefined
   }
 ): Effect.Effect<Compactor, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { logMutex, maintenance, writersBusy } = options
+    const { flushWriter, logMutex, maintenance, writersBusy } = options
     const ops = file.ops
     /** The length of the turn about to be taken. */
     const turnMillis = () => writersBusy() ? busyStepMillis : stepBudgetMillis
@@ -262,7 +264,7 @@ export const startCompactor = (
 
         const run = Effect.gen(function*() {
           const begun = yield* paused(() => {
-            const error = file.refusal()
+            const error = flushWriter() ?? file.refusal()
             if (error !== undefined) return error
             recordsBefore = file.records
             bytesBefore = file.end
@@ -312,7 +314,7 @@ export const startCompactor = (
           }
 
           const switched = yield* paused(() => {
-            const error = file.refusal()
+            const error = flushWriter() ?? file.refusal()
             if (error !== undefined) return error
             copyRewrite(Infinity)
             const failed = switchTo(fd!, { end: position, records, sequence, salt })
@@ -346,7 +348,7 @@ export const startCompactor = (
     const clear: Effect.Effect<void, StorageError> = maintenance.withPermits(1)(
       logMutex.withPermits(1)(Effect.flatMap(
         core.lock.write((): StorageError | undefined => {
-          const error = file.refusal()
+          const error = flushWriter() ?? file.refusal()
           if (error !== undefined) return error
           let fd: number | undefined
           try {

@@ -214,6 +214,11 @@ export class LogFile {
     this._rewriteBytes = 0
   }
 
+  /** Whether a compaction is copying what is appended. */
+  get rewriting(): boolean {
+    return this.rewrite !== undefined
+  }
+
   /** Bytes of records copied and not yet taken. */
   get rewriteBytes(): number {
     return this._rewriteBytes

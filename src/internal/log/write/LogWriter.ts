@@ -31,12 +31,21 @@ import { RecordEncoder } from "../format/LogRecord.ts"
 
 export type FsyncPolicy = "always" | "interval" | "never"
 
+/** When a write under `"interval"` or `"never"` is acknowledged: once written to the OS, or at once. */
+export type Acknowledge = "written" | "buffered"
+
 /** How writes reach a log-backed store's index. */
 export interface LogWriter {
-  /** Queues a put; succeeds with `value` once it is in the log (durable under `"always"`) and applied. */
+  /** A put; succeeds with `value` once it is acknowledged (in the log, durable under `"always"`) and applied. */
   readonly put: (key: string, value: Value, stored: Value, deadline: number) => Effect.Effect<Value, StorageError>
-  /** Queues a delete; succeeds with whether the key was live, once logged and applied. */
+  /** A delete; succeeds with whether the key was live, once acknowledged and applied. */
   readonly delete: (key: string) => Effect.Effect<boolean, StorageError>
+  /**
+   * Hands the OS every record acknowledged but not yet written (only a
+   * buffering writer has any), synchronously: before `clear` replaces the
+   * file, they must reach the one they belong to.
+   */
+  readonly flush: () => StorageError | undefined
   /** Commits whatever is queued now; for closing. Call holding `logMutex`. */
   readonly drain: Effect.Effect<void>
   /** Fails every queued write with `error` (at close, once the writer no longer runs). */
@@ -235,6 +244,8 @@ export const startLogWriter = (
     return {
       put: (key, value, stored, deadline) => Effect.as(submit(key, stored, deadline), value),
       delete: (key) => submit(key, undefined, Infinity),
+      // Nothing is acknowledged before it is written.
+      flush: () => undefined,
       drain: commitBatch,
       rejectQueued: (error) => {
         const rejected = queue
