@@ -275,11 +275,18 @@ const targets = (run: BenchRun): Array<Target> => {
       }, longest put during it ${micros(result!.worstDuringMaxMicros / 1000)} ms`
     ).join("; ") || "—"
   })
+  const buffered1M = seedResult(run, "kvlog-log-buffered", 1_000_000, "short")
   const never1M = seedResult(run, "kvlog-log-never", 1_000_000, "short")
   result.push({
-    rule: "`\"never\"` puts within 2× of layerMemory (1M keys)",
-    reached: never1M === undefined || kvlog1M === undefined ? undefined : never1M.writeMicros <= 2 * kvlog1M.writeMicros,
-    figures: never1M === undefined || kvlog1M === undefined ? "—" : ratio(never1M.writeMicros / kvlog1M.writeMicros)
+    rule: "`\"never\"`, `acknowledge: \"buffered\"` puts within 2× of layerMemory (1M keys)",
+    reached: buffered1M === undefined || kvlog1M === undefined
+      ? undefined
+      : buffered1M.writeMicros <= 2 * kvlog1M.writeMicros,
+    figures: buffered1M === undefined || kvlog1M === undefined
+      ? "—"
+      : `${ratio(buffered1M.writeMicros / kvlog1M.writeMicros)} (acknowledged once written to the OS: ${
+        never1M === undefined ? "—" : ratio(never1M.writeMicros / kvlog1M.writeMicros)
+      })`
   })
   const expiry = resultOf(findCell(run, "expiry", primaryKvlog, run.options.expiryKeys), "expiry")
   result.push({

@@ -26,6 +26,7 @@ import { type KvlogModule, type KvlogService, type KvlogTag, kvlogOpenStore, ope
 export interface KvlogLogOptions {
   readonly path: string
   readonly fsync: "always" | "interval" | "never"
+  readonly acknowledge?: "written" | "buffered"
 }
 
 /** A log-backed kvlog layer. */
@@ -50,6 +51,27 @@ export const kvlogLogSubject = (kvlog: KvlogModule, layerLog: KvlogLogLayer, fsy
     kvlogOpenStore(
       await openKvlog(kvlog, layerLog({ path: path.join(workDir, `kvlog-${fsync}-${Date.now()}.log`), fsync })),
       fsync === "always" ? alwaysFillConcurrency : 1
+    )
+})
+
+/**
+ * `layerLog` with `fsync: "never"` and `acknowledge: "buffered"`, as a
+ * seed-table subject: a put is acknowledged once in the process's buffer,
+ * not once written to the OS.
+ */
+export const kvlogBufferedSubject = (kvlog: KvlogModule, layerLog: KvlogLogLayer): BenchSubject => ({
+  id: "kvlog-log-buffered",
+  label: "kvlog layerLog never, buffered",
+  role: "kvlog",
+  description:
+    "`KeyValueStore.layerLog({ path, fsync: \"never\", acknowledge: \"buffered\" })` on a fresh file under the OS temp dir; called like layerMemory.",
+  open: async ({ workDir }) =>
+    kvlogOpenStore(
+      await openKvlog(
+        kvlog,
+        layerLog({ path: path.join(workDir, `kvlog-buffered-${Date.now()}.log`), fsync: "never", acknowledge: "buffered" })
+      ),
+      1
     )
 })
 

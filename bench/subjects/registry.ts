@@ -18,7 +18,14 @@ import {
   ttlCacheExpiry
 } from "./inMemoryPeers.ts"
 import { kvlogMemory, kvlogMemoryExpiry, loadKvlog } from "./kvlog.ts"
-import { kvlogAlwaysDurable, kvlogCompaction, kvlogLogLayer, kvlogLogSubject, kvlogReplay } from "./kvlogLog.ts"
+import {
+  kvlogAlwaysDurable,
+  kvlogBufferedSubject,
+  kvlogCompaction,
+  kvlogLogLayer,
+  kvlogLogSubject,
+  kvlogReplay
+} from "./kvlogLog.ts"
 import { rawAppend } from "./rawAppend.ts"
 import { redisAlways, redisServerAvailable } from "./redis.ts"
 
@@ -55,6 +62,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   }
   note("seed", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
   note("seed", "kvlog-log-never", "kvlog layerLog never", logMissing)
+  note("seed", "kvlog-log-buffered", "kvlog layerLog never, buffered", logMissing)
   note("seed", "kvlog-log-always", "kvlog layerLog always", logMissing)
   note("ttl", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
   note("durable", "kvlog-log-always", "kvlog layerLog always", logMissing)
@@ -70,7 +78,11 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   const kvlogSeed: Array<BenchSubject> = []
   if (kvlog !== undefined) kvlogSeed.push(kvlogMemory(kvlog))
   if (kvlog !== undefined && layerLog !== undefined) {
-    kvlogSeed.push(kvlogLogSubject(kvlog, layerLog, "never"), kvlogLogSubject(kvlog, layerLog, "always"))
+    kvlogSeed.push(
+      kvlogLogSubject(kvlog, layerLog, "never"),
+      kvlogBufferedSubject(kvlog, layerLog),
+      kvlogLogSubject(kvlog, layerLog, "always")
+    )
   }
   return {
     seed: [...kvlogSeed, rawMap, lruCache, lruCacheWithTtl, ttlCache, effectKeyValueStore],
@@ -101,6 +113,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
 export const knownSubjectIds: ReadonlyArray<string> = [
   "kvlog-memory",
   "kvlog-log-never",
+  "kvlog-log-buffered",
   "kvlog-log-always",
   "kvlog-log",
   "map",

@@ -163,9 +163,9 @@ export const startLogWriter = (
         return Effect.void
       }
       if (!syncEachBatch) return apply(batch)
-      // On the main thread: measured with 1, 64 and 256 writers, a sync
-      // handed to the thread pool made durable writes 20-50% slower here
-      // (design.md, "One writer for every policy").
+      // On the main thread: a sync handed to the thread pool made one
+      // writer ~10% slower and 256 writers no faster (design.md, "One
+      // writer for every policy").
       const synced = file.sync()
       if (synced !== undefined) {
         failAll(batch, synced)
