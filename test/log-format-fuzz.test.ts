@@ -327,6 +327,10 @@ describe("replay fuzz", () => {
       }
     }
     if (process.env.KVLOG_FUZZ_ONLY !== undefined) return
+    // Thrown or hung inputs never get here: a throw fails the test with its input, a hang its timeout.
+    console.log(JSON.stringify({
+      replayFuzz: { seed, inputs: run, throws: 0, outcomes: Object.fromEntries(outcomes), mutations: Object.fromEntries(byMutation) }
+    }))
     expect(run).toBe(inputs)
     // Every kind of damage ran, and replay reached every outcome.
     for (const [kind, n] of byMutation) expect(n, kind).toBeGreaterThan(inputs / mutations.length / 2)
