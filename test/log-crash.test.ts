@@ -459,7 +459,8 @@ describe.each(["always", "interval", "never"] as const)(
       async () => {
         const totals = await crashCycles(policy, compacting, true)
         assert.strictEqual(totals.cycles, compacting)
-        assert.isAbove(totals.compactionsDone, 0, "no compaction completed in any cycle")
+        // A compaction must get its turns beside 64 busy writers: about one a cycle at least.
+        assert.isAtLeast(totals.compactionsDone, compacting, "compactions were starved by the writers")
         assert.strictEqual(totals.acknowledgedLost, 0)
         assert.strictEqual(totals.neverWritten, 0)
       },
