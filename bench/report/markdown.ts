@@ -728,7 +728,7 @@ npm run bench -- --help              # --sizes, --subjects, --suites, --reps, --
 
 ## Targets
 
-From issue 4 (the bench) and issue 3 (the log); goals, not test assertions.
+Goals the project set for the bench and the log; goals, not test assertions.
 
 ${table(
       ["target", "reached", "this run"],
