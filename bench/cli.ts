@@ -9,13 +9,13 @@ import { knownSubjectIds } from "./subjects/registry.ts"
 export interface BenchOptions {
   readonly quick: boolean
   readonly sizes: ReadonlyArray<number>
-  /** Sizes at which the 100-byte-value variant of the seed's tables runs. */
+  /** Sizes at which the 100-byte-value variant of the original library's tables runs. */
   readonly wideValueSizes: ReadonlyArray<number>
   /** Subjects of the 100-byte-value variant (`undefined`: all). */
   readonly wideValueSubjects: ReadonlySet<string> | undefined
   /**
    * The largest size at which kvlog layerLog "always" fills a store in the
-   * seed's tables: one sync per batch of 256 puts makes it ~10× slower than
+   * original library's tables: one sync per batch of 256 puts makes it ~10× slower than
    * the in-memory subjects, and the durable-writes table measures it properly.
    */
   readonly alwaysFillMaxKeys: number
@@ -24,7 +24,7 @@ export interface BenchOptions {
   readonly suites: ReadonlySet<SuiteName>
   /** `undefined`: the defaults per size (see `repsFor`). */
   readonly reps: number | undefined
-  /** Reads per repetition in the seed's tables (at most N). */
+  /** Reads per repetition in the original library's tables (at most N). */
   readonly readSample: number
   readonly ttlKeys: number
   readonly durableWindowMillis: number

@@ -104,7 +104,7 @@ export const lruCacheWithTtl: BenchSubject = {
   label: "lru-cache (ttl)",
   role: "peer",
   description:
-    "`new LRUCache({ max: N, ttl })`: ttl 1 h in the seed tables, the key's own `{ ttl }` in the TTL-heavy table; stale entries are dropped when read or evicted (no `ttlAutopurge`).",
+    "`new LRUCache({ max: N, ttl })`: ttl 1 h in the original library's tables, the key's own `{ ttl }` in the TTL-heavy table; stale entries are dropped when read or evicted (no `ttlAutopurge`).",
   open: ({ capacity }) =>
     Promise.resolve(ttlCacheStore(new LRUCache<string, string>({ max: Math.max(1, capacity), ttl: seedTableTtlMillis })))
 }
@@ -115,7 +115,7 @@ export const ttlCache: BenchSubject = {
   label: "@isaacs/ttlcache",
   role: "peer",
   description:
-    "`new TTLCache({ ttl })`: ttl 1 h in the seed tables, the key's own `{ ttl }` in the TTL-heavy table; default options (`checkAgeOnGet: false`).",
+    "`new TTLCache({ ttl })`: ttl 1 h in the original library's tables, the key's own `{ ttl }` in the TTL-heavy table; default options (`checkAgeOnGet: false`).",
   open: () => Promise.resolve(ttlCacheStore(new TTLCache<string, string>({ ttl: seedTableTtlMillis })))
 }
 

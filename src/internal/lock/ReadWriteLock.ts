@@ -5,7 +5,7 @@
  * does, and how many writers wait. Blocking acquisitions are transactions
  * that `txRetry` until they can proceed; STM wakes them when the state
  * changes. Readers share the lock; a writer is exclusive and waits until the
- * readers in progress have finished (the seed's rule). Once a writer waits,
+ * readers in progress have finished (the original Python library's rule). Once a writer waits,
  * new *lock-holding* readers queue behind it, so a stream of scans cannot
  * starve writers.
  *
