@@ -39,6 +39,7 @@ import { StringDecoder } from "node:string_decoder"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { KeyValueStore } from "../src/index.ts"
 import {
+  makeLineFeed,
   nodeForTypeScript,
   seededRandom,
   stateOfLog,
@@ -113,27 +114,14 @@ const spawnWriter = (
   const events = fs.openSync(eventsPath, "r")
   const chunk = Buffer.alloc(1 << 16)
   const decoder = new StringDecoder("utf8")
-  const lines: Array<string> = []
-  const waiters: Array<{ predicate: (line: string) => boolean; resolve: (line: string) => void; reject: (e: Error) => void }> = []
   let position = 0
-  let partial = ""
   let stderr = ""
   let exited = false
+  const feed = makeLineFeed((line) => onLine(line, self))
   const readNew = () => {
     for (let read; (read = fs.readSync(events, chunk, 0, chunk.length, position)) > 0;) {
       position += read
-      const parts = (partial + decoder.write(chunk.subarray(0, read))).split("\n")
-      partial = parts.pop()!
-      for (const line of parts) {
-        lines.push(line)
-        onLine(line, self)
-        for (let i = 0; i < waiters.length; i++) {
-          if (waiters[i].predicate(line)) {
-            waiters[i].resolve(line)
-            waiters.splice(i--, 1)
-          }
-        }
-      }
+      feed.push(decoder.write(chunk.subarray(0, read)))
     }
   }
   // Watching before the child starts: no line can come before the watch.
@@ -150,13 +138,8 @@ const spawnWriter = (
   })
   const self: EventChild = {
     pid: child.pid!,
-    lines,
-    waitForLine: (predicate) => {
-      const seen = lines.find(predicate)
-      if (seen !== undefined) return Promise.resolve(seen)
-      if (exited) return Promise.reject(new Error(`the child exited before the line was written; stderr:\n${stderr}`))
-      return new Promise((resolve, reject) => waiters.push({ predicate, resolve, reject }))
-    },
+    lines: feed.lines,
+    waitForLine: (predicate) => feed.waitFor(predicate, () => stderr),
     closed: new Promise((resolve) => {
       child.on("close", (code, signal) => {
         watcher.close()
@@ -164,9 +147,7 @@ const spawnWriter = (
         exited = true
         fs.closeSync(events)
         fs.rmSync(eventsPath)
-        for (const waiter of waiters.splice(0)) {
-          waiter.reject(new Error(`the child exited (${code ?? signal}) before the line was written; stderr:\n${stderr}`))
-        }
+        feed.end(`the child exited (${code ?? signal})`, stderr)
         resolve({ code, signal, stderr })
       })
     }),

@@ -298,6 +298,45 @@ export interface LineChild {
 }
 
 /**
+ * Lines of text arriving in chunks: each whole line is kept, handed to
+ * `onLine`, and resolves the waiters whose predicate it meets; `end` fails
+ * the waiters left, with `reason`.
+ */
+export const makeLineFeed = (onLine: (line: string) => void) => {
+  const lines: Array<string> = []
+  const waiters: Array<{ predicate: (line: string) => boolean; resolve: (line: string) => void; reject: (e: Error) => void }> = []
+  let partial = ""
+  let ended: string | undefined
+  return {
+    lines,
+    push: (text: string) => {
+      const parts = (partial + text).split("\n")
+      partial = parts.pop()!
+      for (const line of parts) {
+        lines.push(line)
+        onLine(line)
+        for (let i = 0; i < waiters.length; i++) {
+          if (waiters[i].predicate(line)) {
+            waiters[i].resolve(line)
+            waiters.splice(i--, 1)
+          }
+        }
+      }
+    },
+    waitFor: (predicate: (line: string) => boolean, stderr: () => string): Promise<string> => {
+      const seen = lines.find(predicate)
+      if (seen !== undefined) return Promise.resolve(seen)
+      if (ended !== undefined) return Promise.reject(new Error(`${ended} before the line was printed; stderr:\n${stderr()}`))
+      return new Promise((resolve, reject) => waiters.push({ predicate, resolve, reject }))
+    },
+    end: (reason: string, stderr: string) => {
+      ended = reason
+      for (const waiter of waiters.splice(0)) waiter.reject(new Error(`${reason} before the line was printed; stderr:\n${stderr}`))
+    }
+  }
+}
+
+/**
  * Starts `node <script> ...args` and reads its stdout line by line.
  * `onLine` runs for every line, in order, as it arrives.
  */
@@ -310,26 +349,15 @@ export const spawnLineChild = (
     cwd: projectRoot,
     stdio: ["ignore", "pipe", "pipe"]
   })
-  const lines: Array<string> = []
-  const waiters: Array<{ predicate: (line: string) => boolean; resolve: (line: string) => void; reject: (e: Error) => void }> = []
-  let partial = ""
   let stderr = ""
-  let exited = false
+  const feed = makeLineFeed((line) => onLine(line, self))
   const self: LineChild = {
     pid: child.pid!,
-    lines,
-    waitForLine: (predicate) => {
-      const seen = lines.find(predicate)
-      if (seen !== undefined) return Promise.resolve(seen)
-      if (exited) return Promise.reject(new Error(`child exited before the line was printed; stderr:\n${stderr}`))
-      return new Promise((resolve, reject) => waiters.push({ predicate, resolve, reject }))
-    },
+    lines: feed.lines,
+    waitForLine: (predicate) => feed.waitFor(predicate, () => stderr),
     closed: new Promise((resolve) => {
       child.on("close", (code, signal) => {
-        exited = true
-        for (const waiter of waiters.splice(0)) {
-          waiter.reject(new Error(`child exited (${code ?? signal}) before the line was printed; stderr:\n${stderr}`))
-        }
+        feed.end(`child exited (${code ?? signal})`, stderr)
         resolve({ code, signal, stderr })
       })
     }),
@@ -338,20 +366,7 @@ export const spawnLineChild = (
     }
   }
   child.stdout.setEncoding("utf8")
-  child.stdout.on("data", (chunk: string) => {
-    const parts = (partial + chunk).split("\n")
-    partial = parts.pop()!
-    for (const line of parts) {
-      lines.push(line)
-      onLine(line, self)
-      for (let i = 0; i < waiters.length; i++) {
-        if (waiters[i].predicate(line)) {
-          waiters[i].resolve(line)
-          waiters.splice(i--, 1)
-        }
-      }
-    }
-  })
+  child.stdout.on("data", feed.push)
   child.stderr.setEncoding("utf8")
   child.stderr.on("data", (chunk: string) => {
     stderr += chunk

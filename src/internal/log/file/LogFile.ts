@@ -87,11 +87,6 @@ export class LogFile {
     return this._records
   }
 
-  /** Bytes the file takes on disk, zeros written ahead included. */
-  get allocatedBytes(): number {
-    return this.allocated
-  }
-
   get writeStatus(): WriteStatus {
     return this.status
   }

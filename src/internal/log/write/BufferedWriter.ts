@@ -12,8 +12,8 @@
  * bytes), acknowledged or not. A failed `write()` of the buffer turns the
  * log read-only, since it held acknowledged writes.
  */
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Latch from "effect/Latch"
 import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import { StorageError } from "../../errors.ts"
@@ -43,7 +43,8 @@ export const startBufferedWriter = (
   Effect.gen(function*() {
     const { afterBatch, logMutex } = options
     const encoder = new RecordEncoder()
-    let writerIdle: Deferred.Deferred<void> | undefined
+    /** Open while the writer has work or is at it; it waits on it, closed, when there is none. */
+    const work = Latch.makeUnsafe(false)
 
     const flush = (): StorageError | undefined => {
       if (encoder.count === 0) return undefined
@@ -78,10 +79,8 @@ export const startBufferedWriter = (
       if (encoder.length >= flushThreshold) {
         const error = flush()
         if (error !== undefined) return error
-      } else if (writerIdle !== undefined) {
-        const idle = writerIdle
-        writerIdle = undefined
-        Deferred.doneUnsafe(idle, Effect.void)
+      } else {
+        work.openUnsafe()
       }
       return outcome
     }
@@ -111,11 +110,11 @@ export const startBufferedWriter = (
 
     const writer = Effect.gen(function*() {
       while (true) {
-        // Writes made before this fiber first ran found no `writerIdle` to
-        // complete: wait only when nothing is buffered.
+        // Writes made before this fiber first ran opened the latch
+        // already: wait only when nothing is buffered.
         if (encoder.count === 0) {
-          writerIdle = Deferred.makeUnsafe<void>()
-          yield* Deferred.await(writerIdle)
+          work.closeUnsafe()
+          yield* work.await
         }
         // Let the writing fiber finish its turn, so one write() carries it all.
         yield* Effect.yieldNow

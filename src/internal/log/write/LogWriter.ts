@@ -18,8 +18,8 @@
  * write with a `StorageError`; anything else fails the batch and the writer
  * goes on serving.
  */
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Latch from "effect/Latch"
 import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import { StorageError } from "../../errors.ts"
@@ -112,7 +112,8 @@ export const startLogWriter = (
     let queue: Array<QueuedWrite> = []
     let batches = 0
     let batchesSeen = 0
-    let writerIdle: Deferred.Deferred<void> | undefined
+    /** Open while the writer has work or is at it; it waits on it, closed, when there is none. */
+    const work = Latch.makeUnsafe(false)
 
     const failAll = (batch: ReadonlyArray<QueuedWrite>, error: StorageError) => {
       const failed = Effect.fail(error)
@@ -194,8 +195,8 @@ export const startLogWriter = (
     const writer = Effect.gen(function*() {
       while (true) {
         if (queue.length === 0) {
-          writerIdle = Deferred.makeUnsafe<void>()
-          yield* Deferred.await(writerIdle)
+          work.closeUnsafe()
+          yield* work.await
         }
         // A submit to an idle writer resumes it inline, inside the submitting
         // fiber. Without this yield it would commit that one write at once;
@@ -231,11 +232,7 @@ export const startLogWriter = (
         if (refused !== undefined) return resume(Effect.fail(refused))
         const write: QueuedWrite = { key, stored, deadline, resume }
         queue.push(write)
-        if (writerIdle !== undefined) {
-          const idle = writerIdle
-          writerIdle = undefined
-          Deferred.doneUnsafe(idle, Effect.void)
-        }
+        work.openUnsafe()
         // Interrupted while still queued: never written. Once its batch is
         // taken it may still become durable, like a reply lost on the wire.
         return Effect.sync(() => {
