@@ -22,6 +22,7 @@ import type { FileOps as LogFileOps, FileOpsOverrides } from "./internal/log/fil
 import * as internalLog from "./internal/log/openLog.ts"
 import * as internal from "./internal/store/makeStore.ts"
 import * as Limits from "./internal/Limits.ts"
+import * as Metrics from "./internal/observe/StoreMetrics.ts"
 import type { Value as InternalValue } from "./internal/Value.ts"
 
 // =============================================================================
@@ -113,6 +114,53 @@ export interface CompactionReport {
 }
 
 /**
+ * What the change stream reports, in the order the changes took effect:
+ *
+ * - `Put`: `key` was set; `deadline` is its expiry (epoch ms by the store's
+ *   `Clock`), `undefined` for a key kept until deleted.
+ * - `Delete`: a live `key` was deleted (a delete of an absent key changes
+ *   nothing and reports nothing).
+ * - `Expired`: `key` reached its `deadline` and was removed, by the reaper or
+ *   by a put or delete that found it expired first; `reclaimedAt` is when,
+ *   and `lateMillis` how long after the deadline. Each expiry is reported
+ *   once. Reads never see an expired key, whatever the lag.
+ * - `Cleared`: every key was removed by `clear` (no event per key).
+ * - `Lagged`: this subscriber's buffer was full and it missed `dropped`
+ *   events just before this one (see `ChangesOptions`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ChangeEvent =
+  | { readonly _tag: "Put"; readonly key: string; readonly deadline: number | undefined }
+  | { readonly _tag: "Delete"; readonly key: string }
+  | {
+    readonly _tag: "Expired"
+    readonly key: string
+    readonly deadline: number
+    readonly reclaimedAt: number
+    readonly lateMillis: number
+  }
+  | { readonly _tag: "Cleared" }
+  | { readonly _tag: "Lagged"; readonly dropped: number }
+
+/**
+ * Options of `changesWith`.
+ *
+ * `bufferSize` (default 4096, at least 2): events held for a subscriber that
+ * has not taken them yet. Writers never wait for a subscriber: when its
+ * buffer is full, further events are dropped for that subscriber alone and
+ * counted, and once it has room again it receives one `Lagged` event with
+ * the count, then the events that follow. Other subscribers lose nothing.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ChangesOptions {
+  readonly bufferSize?: number | undefined
+}
+
+/**
  * The store's operations: what `yield* KeyValueStore.KeyValueStore` gives.
  *
  * @since 0.1.0
@@ -178,6 +226,28 @@ export interface KeyValueStoreService {
   readonly compact: Effect.Effect<void, StorageError>
   /** Diagnostics: entries held in memory and the reaper's progress. */
   readonly stats: Effect.Effect<StoreStats>
+  /**
+   * The store's name: the `store` attribute of its metrics (see `metrics`).
+   * The `name` option, else the log's path as given, else `memory-N`.
+   *
+   * @since 0.2.0
+   */
+  readonly name: string
+  /**
+   * The changes made from the moment the stream starts running, until the
+   * store closes (the stream then ends): see `ChangeEvent`. Each subscriber
+   * has its own buffer of 4096 events; `changesWith` sets another size.
+   * Nobody subscribed costs the writers nothing but one check.
+   *
+   * @since 0.2.0
+   */
+  readonly changes: Stream.Stream<ChangeEvent>
+  /**
+   * `changes` with options; fails with `InvalidInput` on a bad `bufferSize`.
+   *
+   * @since 0.2.0
+   */
+  readonly changesWith: (options: ChangesOptions) => Stream.Stream<ChangeEvent, InvalidInput>
 }
 
 // =============================================================================
@@ -300,6 +370,15 @@ export class KeyValueStore extends Context.Service<KeyValueStore, KeyValueStoreS
  * @category models
  */
 export interface MemoryOptions {
+  /**
+   * The store's name, given to its metrics as the attribute `store` so that
+   * several stores in one app report apart. Default: the log's path for a
+   * log-backed store, `memory-1`, `memory-2`, … for in-memory ones. Two open
+   * stores with one name share their series: the last opened reports.
+   *
+   * @since 0.2.0
+   */
+  readonly name?: string | undefined
   /**
    * Called by the reaper for every expired entry it reclaims, with the
    * entry's deadline and the time it was reclaimed (both epoch ms by the
@@ -444,3 +523,121 @@ export const layerLog = (options: LogOptions): Layer.Layer<KeyValueStore, LogOpe
  */
 export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<KeyValueStore> =>
   Layer.effect(KeyValueStore, internal.makeMemory(options))
+
+// =============================================================================
+// Stores under keys of your own
+// =============================================================================
+
+/**
+ * An in-memory store provided under a service key of your own, for an app
+ * that needs more than one store (see `Service`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemoryAs = <I>(
+  key: Context.Key<I, KeyValueStoreService>,
+  options: MemoryOptions = {}
+): Layer.Layer<I> => Layer.effect(key, internal.makeMemory(options))
+
+/**
+ * A log-backed store provided under a service key of your own (see `Service`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerLogAs = <I>(
+  key: Context.Key<I, KeyValueStoreService>,
+  options: LogOptions
+): Layer.Layer<I, LogOpenError> => Layer.effect(key, internalLog.makeLog(options))
+
+/**
+ * The statics of a class made by `Service`: kvlog's layers, providing the
+ * class's own key.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServiceLayers<Self> {
+  /** An in-memory store. */
+  readonly layerMemory: Layer.Layer<Self>
+  /** An in-memory store with options. */
+  readonly layerMemoryWith: (options: MemoryOptions) => Layer.Layer<Self>
+  /** A store backed by an append-only log. */
+  readonly layerLog: (options: LogOptions) => Layer.Layer<Self, LogOpenError>
+}
+
+/**
+ * A service key of your own for a kvlog store, with kvlog's layers on it, so
+ * one app can hold several stores side by side, each typed by its key:
+ *
+ * ```ts
+ * class Cache extends KeyValueStore.Service<Cache>()("app/Cache") {}
+ * class Users extends KeyValueStore.Service<Users>()("app/Users") {}
+ *
+ * const Stores = Layer.mergeAll(Cache.layerMemory, Users.layerLog({ path: "users.log" }))
+ *
+ * const program = Effect.gen(function*() {
+ *   const cache = yield* Cache
+ *   const users = yield* Users
+ *   yield* users.put("ada", "Ada Lovelace")
+ *   yield* cache.put("ada", "seen", { duration: "5 minutes" })
+ * })
+ * ```
+ *
+ * The key's identifier (`"app/Cache"`) must be unique in the app, as for any
+ * `Context.Service`. The default `KeyValueStore` key stays what
+ * `layerMemory` and `layerLog` provide.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const Service = <Self>() =>
+<const Identifier extends string>(
+  identifier: Identifier
+): Context.ServiceClass<Self, Identifier, KeyValueStoreService> & ServiceLayers<Self> => {
+  const key = Context.Service<Self, KeyValueStoreService>()(identifier)
+  const layers: ServiceLayers<Self> = {
+    layerMemory: layerMemoryAs(key),
+    layerMemoryWith: (options) => layerMemoryAs(key, options),
+    layerLog: (options) => layerLogAs(key, options)
+  }
+  return Object.assign(key, layers)
+}
+
+// =============================================================================
+// Metrics
+// =============================================================================
+
+/**
+ * The metric series of the store named `name` (its `name` option, or see
+ * `KeyValueStoreService.name`), each carrying the attribute `store` = `name`,
+ * for `Metric.value` or to pick them out of `Metric.snapshot`. They are
+ * registered in the `Metric.MetricRegistry` of the context the store was
+ * opened in, read when the metrics are read (no cost per operation beyond
+ * an increment), and removed when the store closes:
+ *
+ * - counters `kvlog_get_hits`, `kvlog_get_misses`, `kvlog_puts` (applied;
+ *   for a log, acknowledged), `kvlog_deletes` (of live keys), `kvlog_clears`,
+ *   `kvlog_expirations` (reclaimed by the reaper);
+ * - histogram `kvlog_reclaim_lag_ms`: how late after its deadline each
+ *   expired entry was reclaimed; gauge `kvlog_live_keys`;
+ * - for a log-backed store: gauges `kvlog_log_bytes` and `kvlog_log_records`,
+ *   histograms `kvlog_log_batch_records` (records per batch written) and
+ *   `kvlog_log_fsync_ms`, counter `kvlog_log_compactions` and histogram
+ *   `kvlog_log_compaction_pause_ms` (each compaction's longest pause).
+ *
+ * Puts and deletes read back from the log at open are not counted.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const metrics: (name: string) => StoreMetrics = Metrics.storeMetrics
+
+/**
+ * The metric series of one store: see `metrics`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export type StoreMetrics = Metrics.StoreMetricSet

@@ -63,6 +63,16 @@ export class StoreIndex {
     return deadline > now ? deadline : undefined
   }
 
+  /**
+   * The deadline of a stored `key` (`Infinity` without TTL), expired or not;
+   * `undefined` if nothing is stored under it.
+   */
+  storedDeadline(key: string): number | undefined {
+    const entry = this.find(key)
+    if (entry === undefined) return undefined
+    return typeof entry === "number" ? this.deadlines.deadline(entry) : Infinity
+  }
+
   /** Makes room for `entries` more keys (a hint: replay's estimate). */
   reserve(entries: number): void {
     const last = this.shards[this.shards.length - 1]

@@ -13,7 +13,7 @@ import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
 import { applyDelete, applyPut } from "../store/applyWrite.ts"
-import { makeCore, makeService, type StoreCore } from "../store/makeStore.ts"
+import { makeCore, makeService, publishMetrics, type StoreCore } from "../store/makeStore.ts"
 import { startCompactor } from "./compaction/Compactor.ts"
 import { directoryOf, type FileOps, readFully, removeIfPresent, withDefaults, writeFully } from "./file/FileOps.ts"
 import { emptyLogState, LogFile } from "./file/LogFile.ts"
@@ -33,6 +33,10 @@ export const defaultFsyncIntervalMillis = 1000
 const checkOptions = (options: LogOptions): InvalidInput | undefined => {
   const bad = (message: string) => new InvalidInput({ message })
   if (typeof options.path !== "string" || options.path.length === 0) return bad("path must be a non-empty string")
+  const name = options.name
+  if (name !== undefined && !(typeof name === "string" && name.length > 0)) {
+    return bad(`name must be a non-empty string, got ${typeof name === "string" ? '""' : String(name)}`)
+  }
   const fsync = options.fsync
   if (fsync !== undefined && fsync !== "always" && fsync !== "interval" && fsync !== "never") {
     return bad(`fsync must be "always", "interval" or "never", got ${JSON.stringify(fsync)}`)
@@ -151,6 +155,11 @@ const io = <A>(what: string, f: () => A): Effect.Effect<A, StorageError> =>
   })
 
 export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOpenError, Scope.Scope> =>
+  Effect.withSpan(openLog(options), "kvlog.open", {
+    attributes: { "kvlog.store.kind": "log", "kvlog.log.path": String(options?.path) }
+  })
+
+const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOpenError, Scope.Scope> =>
   Effect.gen(function*() {
     const invalid = checkOptions(options)
     if (invalid !== undefined) return yield* Effect.fail(invalid)
@@ -167,7 +176,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     )
     if (owner._tag === "Locked") return yield* Effect.fail(new LogLocked({ path, owner: owner.owner }))
 
-    const core = yield* makeCore(options)
+    const core = yield* makeCore(options, () => path)
 
     // Closes the log last, after the writer fibers are stopped (finalizers
     // run last added, first run). A leftover `.compact` file is a compaction
@@ -188,7 +197,18 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
         ops.size(fd),
         replayInto(core),
         { onCorruption: options.onCorruption ?? "fail" }
-      ))
+      )).pipe(
+        Effect.tap((replayed) =>
+          Effect.annotateCurrentSpan({
+            "kvlog.replay.outcome": replayed._tag,
+            "kvlog.replay.records": replayed._tag === "Ok" ? replayed.records : 0
+          })
+        ),
+        Effect.withSpan("kvlog.replay", { attributes: { "kvlog.log.path": path } })
+      )
+    // The counters count what the store does from now on, not the history it read back.
+    core.counters.puts = 0
+    core.counters.deletes = 0
     if (replayed._tag !== "Ok") {
       return yield* Effect.fail(
         new LogCorrupted({
@@ -223,7 +243,9 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
     core.reaper.scheduled(core.index.deadlines.peekDeadline())
 
     const log = new LogFile(filePath, ops, fd, state)
+    log.counters = core.counters
     file = log
+    yield* publishMetrics(core, { bytes: () => log.end, records: () => log.records })
     const logMutex = Semaphore.makeUnsafe(1)
     const maintenance = Semaphore.makeUnsafe(1)
 
@@ -261,7 +283,7 @@ export const makeLog = (options: LogOptions): Effect.Effect<KeyValueStoreService
           return error === undefined
             ? Effect.void
             : Effect.logWarning(`kvlog: closing ${path}: ${error.message}`)
-        }))))
+        })))).pipe(Effect.withSpan("kvlog.close", { attributes: { "kvlog.log.path": path } }))
     )
 
     return makeService(core, {

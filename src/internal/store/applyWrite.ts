@@ -2,7 +2,8 @@
  * The one place a write touches the index and the reaper. The in-memory
  * store, the log writer (once a batch is in the log) and replay (for every
  * record read back at open) all call these, so a rule about applying a write
- * is written once and obeyed by every path.
+ * is written once and obeyed by every path: the counters and the change
+ * stream see exactly the writes that took effect, in the order they did.
  *
  * They are synchronous and assume their arguments were validated at the
  * store's boundary: callers run them under the write lock, or on its fast
@@ -24,6 +25,8 @@ export const applyPut = (
   deadline: number,
   now: number = deadline === Infinity ? 0 : core.clock.currentTimeMillisUnsafe()
 ): void => {
+  core.counters.puts++
+  if (core.changes.active) return observedPut(core, key, value, deadline)
   if (deadline === Infinity) {
     core.index.set(key, value, deadline)
   } else if (deadline <= now) {
@@ -36,9 +39,55 @@ export const applyPut = (
   }
 }
 
+/**
+ * `applyPut` with someone subscribed to the changes. An expired entry that
+ * the write replaces before the reaper reached it is reported as expired
+ * first, so a subscriber sees every expiry exactly once whoever removed the
+ * entry. (Replay never comes here: nobody can subscribe before the open.)
+ */
+const observedPut = (core: StoreCore, key: string, value: Value, deadline: number): void => {
+  const now = core.clock.currentTimeMillisUnsafe()
+  reportExpiredBefore(core, key, now)
+  if (deadline === Infinity) {
+    core.index.set(key, value, deadline)
+    core.changes.emit({ _tag: "Put", key, deadline: undefined })
+  } else if (deadline <= now) {
+    // The put took effect, and its TTL had already run out when it did (the
+    // clock moved while it waited for the log): both things happened.
+    core.index.removeLive(key, now)
+    core.changes.emit({ _tag: "Put", key, deadline })
+    core.changes.emit({ _tag: "Expired", key, deadline, reclaimedAt: now, lateMillis: now - deadline })
+  } else {
+    core.index.set(key, value, deadline)
+    core.reaper.scheduled(deadline)
+    core.changes.emit({ _tag: "Put", key, deadline })
+  }
+}
+
+const reportExpiredBefore = (core: StoreCore, key: string, now: number): void => {
+  const stored = core.index.storedDeadline(key)
+  if (stored !== undefined && stored <= now) {
+    core.changes.emit({ _tag: "Expired", key, deadline: stored, reclaimedAt: now, lateMillis: now - stored })
+  }
+}
+
 /** Removes `key`; whether it was live, and so deleted. */
-export const applyDelete = (core: StoreCore, key: string, now: number = core.clock.currentTimeMillisUnsafe()): boolean =>
-  core.index.removeLive(key, now)
+export const applyDelete = (core: StoreCore, key: string, now: number = core.clock.currentTimeMillisUnsafe()): boolean => {
+  if (core.changes.active) reportExpiredBefore(core, key, now)
+  const deleted = core.index.removeLive(key, now)
+  if (deleted) {
+    core.counters.deletes++
+    if (core.changes.active) core.changes.emit({ _tag: "Delete", key })
+  }
+  return deleted
+}
+
+/** Removes every entry. */
+export const applyClear = (core: StoreCore): void => {
+  core.index.clear()
+  core.counters.clears++
+  if (core.changes.active) core.changes.emit({ _tag: "Cleared" })
+}
 
 /** A write's outcome, shared rather than built per write. */
 export const succeedTrue: Effect.Effect<boolean> = Effect.succeed(true)

@@ -8,15 +8,25 @@
  * (see `ReadWriteLock` and `docs/design.md`).
  */
 import * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { KeyValueStoreService, LogStats, StoreStats, WriteStatus } from "../../KeyValueStore.ts"
-import { type InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
+import type {
+  ChangeEvent,
+  ChangesOptions,
+  KeyValueStoreService,
+  LogStats,
+  StoreStats,
+  WriteStatus
+} from "../../KeyValueStore.ts"
+import { InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
 import { StoreIndex } from "../index/StoreIndex.ts"
-import { applyDelete, applyPut } from "./applyWrite.ts"
+import { ChangeHub, defaultChangeBufferSize } from "../observe/ChangeHub.ts"
+import { type GaugeSources, registerStoreMetrics, StoreCounters } from "../observe/StoreMetrics.ts"
+import { applyClear, applyDelete, applyPut } from "./applyWrite.ts"
 import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
 import { type Reaper, type ReaperOptions, startReaper } from "../ttl/ReaperFiber.ts"
 import { checkKey, checkValue, invalidKey, isKeyInRange, ownValue, ttlMillis } from "../validate.ts"
@@ -38,10 +48,14 @@ export const entriesChunkSize = 4096
 
 /** What every store is made of, whatever commits its writes. */
 export interface StoreCore {
+  /** The name the store's metrics carry as their `store` attribute. */
+  readonly name: string
   readonly index: StoreIndex
   readonly lock: ReadWriteLock
   readonly clock: Clock.Clock
   readonly reaper: Reaper
+  readonly counters: StoreCounters
+  readonly changes: ChangeHub
 }
 
 /**
@@ -61,6 +75,7 @@ export interface Committer {
 }
 
 export interface StoreOptions extends ReaperOptions {
+  readonly name?: string | undefined
   /**
    * Entries per `Map` before the index spills into another one. V8's limit is
    * the default; tests lower it to exercise the spill.
@@ -68,18 +83,53 @@ export interface StoreOptions extends ReaperOptions {
   readonly shardCapacity?: number | undefined
 }
 
-export const makeCore = (options: StoreOptions): Effect.Effect<StoreCore, never, Scope.Scope> =>
+/** Memory stores without a name get `memory-1`, `memory-2`, … in the order they open. */
+let unnamedMemoryStores = 0
+export const defaultMemoryName = (): string => `memory-${++unnamedMemoryStores}`
+
+export const makeCore = (
+  options: StoreOptions,
+  defaultName: () => string = defaultMemoryName
+): Effect.Effect<StoreCore, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const index = new StoreIndex(options.shardCapacity)
     const lock = new ReadWriteLock()
-    const reaper = yield* startReaper(index, lock, clock, { onReclaim: options.onReclaim })
-    return { index, lock, clock, reaper }
+    const counters = new StoreCounters()
+    const changes = new ChangeHub()
+    // The first finalizer added runs last: subscribers' streams end after
+    // everything else the store does on close, a log's last flush included.
+    yield* Effect.addFinalizer(() => Effect.sync(() => changes.close()))
+    const reaper = yield* startReaper(index, lock, clock, { onReclaim: options.onReclaim }, (key, deadline, now) => {
+      counters.reclaimLagMillis.observe(now - deadline)
+      if (changes.active) changes.emit({ _tag: "Expired", key, deadline, reclaimedAt: now, lateMillis: now - deadline })
+    })
+    return { name: options.name ?? defaultName(), index, lock, clock, reaper, counters, changes }
   })
+
+/**
+ * Registers the store's metric series in the registry of the current
+ * context, and removes them when the scope closes.
+ */
+export const publishMetrics = (
+  core: StoreCore,
+  log?: GaugeSources["log"]
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.flatMap(Effect.context<never>(), (context: Context.Context<never>) =>
+    Effect.acquireRelease(
+      Effect.sync(() =>
+        registerStoreMetrics(context, core.name, core.counters, {
+          liveKeys: () => core.index.liveSize(core.clock.currentTimeMillisUnsafe()),
+          expirations: () => core.reaper.reclaimed(),
+          log
+        })
+      ),
+      (remove) => Effect.sync(remove)
+    ))
 
 /** Applies writes to the index directly: the in-memory store's committer. */
 export const memoryCommitter = (core: StoreCore): Committer => {
-  const { index, lock } = core
+  const { lock } = core
   return {
     // The fast path is written out rather than going through `lock.write`:
     // `put` is the hottest write, and this saves a closure per call.
@@ -94,7 +144,7 @@ export const memoryCommitter = (core: StoreCore): Committer => {
       }))
     },
     delete: (key) => lock.write(() => applyDelete(core, key)),
-    clear: lock.write(() => index.clear()),
+    clear: lock.write(() => applyClear(core)),
     writeStatus: Effect.succeed({ _tag: "Writable" }),
     compact: Effect.void
   }
@@ -105,7 +155,7 @@ export const makeService = (
   committer: Committer,
   logStats?: () => LogStats
 ): KeyValueStoreService => {
-  const { clock, index, lock } = core
+  const { clock, counters, index, lock } = core
   const now = () => clock.currentTimeMillisUnsafe()
 
   // Every operation that takes an argument checks it first, through
@@ -125,7 +175,11 @@ export const makeService = (
 
   const lookup = (key: string): Effect.Effect<Value, KeyNotFound | InvalidInput> => {
     const value = index.lookup(key, now)
-    if (value === undefined) return Effect.fail(missing(key))
+    if (value === undefined) {
+      counters.misses++
+      return Effect.fail(missing(key))
+    }
+    counters.hits++
     // Bytes go out as a copy, as they came in: no caller can change the store
     // by mutating an array it was given.
     return Effect.succeed(typeof value === "string" ? value : new Uint8Array(value))
@@ -167,7 +221,19 @@ export const makeService = (
     return logStats === undefined ? base : { ...base, log: logStats() }
   })
 
+  const changesWith = (options: ChangesOptions): Stream.Stream<ChangeEvent, InvalidInput> => {
+    const bufferSize = options.bufferSize ?? defaultChangeBufferSize
+    if (!(Number.isSafeInteger(bufferSize) && bufferSize >= 2)) {
+      // Two at least: room for a `Lagged` event and the event after it.
+      return Stream.fail(
+        new InvalidInput({ message: `bufferSize must be an integer of at least 2, got ${String(bufferSize)}` })
+      )
+    }
+    return core.changes.subscribe(bufferSize)
+  }
+
   return {
+    name: core.name,
     get,
     put,
     delete: del,
@@ -194,9 +260,15 @@ export const makeService = (
     clear: committer.clear,
     writeStatus: committer.writeStatus,
     compact: committer.compact,
-    stats
+    stats,
+    changes: core.changes.subscribe(defaultChangeBufferSize),
+    changesWith
   }
 }
 
 export const makeMemory = (options: StoreOptions = {}): Effect.Effect<KeyValueStoreService, never, Scope.Scope> =>
-  Effect.map(makeCore(options), (core) => makeService(core, memoryCommitter(core)))
+  Effect.gen(function*() {
+    const core = yield* makeCore(options, defaultMemoryName)
+    yield* publishMetrics(core)
+    return makeService(core, memoryCommitter(core))
+  }).pipe(Effect.withSpan("kvlog.open", { attributes: { "kvlog.store.kind": "memory" } }))

@@ -41,7 +41,9 @@ export const startReaper = (
   index: StoreIndex,
   lock: ReadWriteLock,
   clock: Clock.Clock,
-  options: ReaperOptions
+  options: ReaperOptions,
+  /** The store's own observer (metrics, change events), called before `onReclaim`; it must not throw. */
+  observe: (key: string, deadline: number, reclaimedAt: number) => void
 ): Effect.Effect<Reaper, never, Scope.Scope> =>
   Effect.gen(function*() {
     // The deadline the reaper sleeps towards; -Infinity while it is awake,
@@ -62,7 +64,8 @@ export const startReaper = (
       reclaimed += index.reclaimExpired(
         now,
         reclaimBatchSize,
-        onReclaim === undefined ? undefined : (key, deadline) => {
+        onReclaim === undefined ? (key, deadline) => observe(key, deadline, now) : (key, deadline) => {
+          observe(key, deadline, now)
           try {
             onReclaim(key, deadline, now)
           } catch (error) {

@@ -29,6 +29,7 @@ import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import type { CompactionReport } from "../../../KeyValueStore.ts"
 import { StorageError } from "../../errors.ts"
+import { applyClear } from "../../store/applyWrite.ts"
 import type { StoreCore } from "../../store/makeStore.ts"
 import { directoryOf, removeIfPresent, writeFully } from "../file/FileOps.ts"
 import type { FileOps } from "../file/FileOps.ts"
@@ -331,11 +332,14 @@ export const startCompactor = (
             longestPauseMillis: longestPause
           }
           lastReport = report
+          core.counters.compactions++
+          core.counters.compactionPauseMillis.observe(longestPause)
           return report
         })
 
         return run.pipe(
           Effect.catchDefect((defect) => Effect.fail(ioError(`compacting ${file.path} failed`, defect))),
+          Effect.withSpan("kvlog.compact", { attributes: { "kvlog.log.path": file.path } }),
           Effect.onExit((exit) =>
             Effect.sync(() => {
               if (exit._tag === "Failure") discard(fd)
@@ -356,7 +360,7 @@ export const startCompactor = (
             fd = createCompactFile(salt)
             const failed = switchTo(fd, { end: fileHeaderLength, records: 0, sequence: 0, salt })
             fd = undefined
-            core.index.clear()
+            applyClear(core)
             return failed
           } catch (error) {
             discard(fd)

@@ -16,6 +16,7 @@ import type { WriteStatus } from "../../../KeyValueStore.ts"
 import { StorageError } from "../../errors.ts"
 import { batchHeaderLength, fileHeaderLength } from "../format/LogFormat.ts"
 import type { RecordEncoder } from "../format/LogRecord.ts"
+import type { StoreCounters } from "../../observe/StoreMetrics.ts"
 import { type FileOps, writeFully } from "./FileOps.ts"
 
 /**
@@ -60,6 +61,8 @@ export class LogFile {
   readonly path: string
   private fd: number
   readonly ops: FileOps
+  /** Where batch sizes and sync latencies are counted, for the store's metrics. */
+  counters: StoreCounters | undefined = undefined
 
   constructor(
     filePath: string,
@@ -118,6 +121,7 @@ export class LogFile {
     this._end += batch.length
     if (acknowledgedOnceWritten) this.acknowledgedEnd = this._end
     this._records += encoder.count
+    this.counters?.batchRecords.observe(encoder.count)
     this.sequence = (this.sequence + 1) >>> 0
     if (this.rewrite !== undefined) {
       this.rewrite.push({ records: Uint8Array.prototype.slice.call(encoder.records()), count: encoder.count })
@@ -143,11 +147,13 @@ export class LogFile {
     const refused = this.refusal()
     if (refused !== undefined) return refused
     if (this.syncedEnd === this._end) return undefined
+    const started = performance.now()
     try {
       this.ops.datasync(this.fd)
     } catch (error) {
       return this.syncFailed(error)
     }
+    this.counters?.fsyncMillis.observe(performance.now() - started)
     this.syncedEnd = this.acknowledgedEnd = this._end
     return undefined
   }
@@ -162,7 +168,9 @@ export class LogFile {
     const end = this._end
     if (this.syncedEnd >= end) return resume(Effect.void)
     const generation = this.generation
+    const started = performance.now()
     this.ops.datasyncInBackground(this.fd, (error) => {
+      if (error === null) this.counters?.fsyncMillis.observe(performance.now() - started)
       if (generation !== this.generation) {
         // The file was switched meanwhile: the new one was synced whole before it took the log's name.
         return resume(Effect.void)
