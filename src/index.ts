@@ -9,3 +9,10 @@
  * @since 0.1.0
  */
 export * as KeyValueStore from "./KeyValueStore.ts"
+
+/**
+ * Typed views of a store for one Effect `Schema`.
+ *
+ * @since 0.2.0
+ */
+export * as SchemaStore from "./SchemaStore.ts"
