@@ -16,3 +16,11 @@ export * as KeyValueStore from "./KeyValueStore.ts"
  * @since 0.2.0
  */
 export * as SchemaStore from "./SchemaStore.ts"
+
+/**
+ * Effect's `effect/persistence` services (`KeyValueStore`, `BackingPersistence`,
+ * `Persistence`) on a kvlog store, with each entry's TTL handed to kvlog.
+ *
+ * @since 0.2.0
+ */
+export * as Persistence from "./Persistence.ts"

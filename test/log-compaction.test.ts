@@ -1,5 +1,5 @@
 /**
- * Compaction and `clear`, as issue 3 and `docs/design.md` specify them: a
+ * Compaction and `clear`, as `docs/design.md` specifies them: a
  * compaction rewrites the log to hold exactly one put per live key (deleted,
  * overwritten and expired ones leave the file, which shrinks); writes go on
  * while it runs and none is lost; it starts by itself once the log outgrows

@@ -1,5 +1,5 @@
 /**
- * The log-backed store (`makeLog`), as issue 3 specifies it: what was written
+ * The log-backed store (`makeLog`): what was written
  * is what a reopen gives back, under every fsync policy, with TTL deadlines
  * kept as absolute times across the time the store was closed; closing the
  * store flushes what is pending; group commit shares one write and one
