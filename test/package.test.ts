@@ -47,7 +47,8 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string): string 
 /** The consumer's compiler settings, besides the resolution under test. */
 const consumerOptions = {
   target: "ES2024",
-  lib: ["ES2024"],
+  // effect's own declarations name Web Crypto types (CryptoKey, JsonWebKey).
+  lib: ["ES2024", "DOM"],
   types: ["node"],
   strict: true,
   exactOptionalPropertyTypes: true,
@@ -116,11 +117,13 @@ describe("the packed package", () => {
         run(process.execPath, [tsc, "-p", config], project)
       }
 
+      const outputs: Record<string, string> = {}
       for (const example of examples) {
         const output = run(process.execPath, [path.join("src", example.file)], project)
         assert.strictEqual(output.trimEnd(), example.output, `the output of ${example.file} is the README's`)
+        outputs[example.file] = output.trimEnd()
       }
-      console.log(JSON.stringify({ package: { tarball: path.basename(tarball), files: shipped.length, examples: examples.map((example) => example.file) } }))
+      console.log(JSON.stringify({ package: { tarball: path.basename(tarball), files: shipped.length, node: process.version, outputs } }))
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true })
     }
