@@ -8,12 +8,13 @@
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { KeyValueStore } from "../src/index.ts"
+import { slowPathStats } from "../src/internal/lock/ReadWriteLock.ts"
+import { contractSuite } from "../src/testing/ContractSuite.ts"
 import {
   formatStoreHistoryTotals,
-  linearizabilitySuite,
+  minimumSlowPathShare,
   type StoreHistoryTotals,
-  storeHistoriesFor,
-  storeHistoriesTest
+  storeHistoriesFor
 } from "./support/concurrentHistories.ts"
 import {
   check,
@@ -24,15 +25,17 @@ import {
   type StoreOperation
 } from "./support/Linearizability.ts"
 
-linearizabilitySuite("KeyValueStore.layerMemory is linearizable", KeyValueStore.layerMemory)
-
 const totals: Record<string, StoreHistoryTotals> = {}
-storeHistoriesTest(
-  "KeyValueStore.layerMemory",
-  KeyValueStore.layerMemory,
-  { histories: storeHistoriesFor("layerMemory"), maintenanceWeight: 2 },
-  (layerTotals) => totals.layerMemory = layerTotals
-)
+contractSuite("KeyValueStore.layerMemory", () => KeyValueStore.layerMemory, {
+  sections: ["linearizability"],
+  linearizability: {
+    storeHistories: storeHistoriesFor("layerMemory"),
+    maintenanceWeight: 2,
+    lockCounters: slowPathStats,
+    minimumSlowPathShare,
+    onStoreHistories: (layerTotals) => totals.layerMemory = layerTotals
+  }
+})
 afterAll(() => {
   if (Object.keys(totals).length > 0) console.log(formatStoreHistoryTotals(totals))
 })

@@ -1,9 +1,11 @@
 /**
  * Exact per-key TTL, driven by `TestClock`: a key put at `t` with duration `d`
- * is readable while `now < t + d` and gone from `t + d` on; the reaper gives
- * back the memory of expired keys in deadline order, with one fiber and at
- * most one pending timer however many keys carry a TTL, and stops when the
- * store's scope closes.
+ * is readable while `now < t + d` and gone from `t + d` on — the contract
+ * suite's TTL clauses on `layerMemory`, then the same rule seen by reads
+ * alone, with the reaper stalled; the reaper gives back the memory of
+ * expired keys in deadline order, with one fiber and at most one pending
+ * timer however many keys carry a TTL, and stops when the store's scope
+ * closes.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Clock from "effect/Clock"
@@ -18,6 +20,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import { KeyValueStore } from "../src/index.ts"
+import { contractSuite } from "../src/testing/ContractSuite.ts"
 import {
   awaitCondition,
   makeFiberCounter,
@@ -35,171 +38,46 @@ const testClock = TestClock.testClockWith(Effect.succeed)
 
 const now = Clock.currentTimeMillis
 
+contractSuite("KeyValueStore.layerMemory", () => KeyValueStore.layerMemory, { sections: ["ttl"] })
+
 /**
- * A store on the test's `TestClock`; with `"stalled"`, its reaper never wakes
- * (its clock's sleeps never end), so expired entries stay in memory.
+ * A store on the test's `TestClock` whose reaper never wakes (its clock's
+ * sleeps never end), so expired entries stay in memory.
  */
-const makeStore = (reaper: "running" | "stalled") =>
-  reaper === "running"
-    ? KeyValueStore.make()
-    : Effect.flatMap(testClock, (clock) =>
-      KeyValueStore.make().pipe(Effect.provideService(Clock.Clock, makeStalledClock(clock))))
+const makeStalledStore = () =>
+  Effect.flatMap(testClock, (clock) => KeyValueStore.make().pipe(Effect.provideService(Clock.Clock, makeStalledClock(clock))))
 
-describe("a key put at t with duration d is readable before t + d and gone from t + d", () => {
-  // With the reaper running, it reclaims the key at its deadline; with it
-  // stalled, the reads alone must see the deadline.
-  for (const reaper of ["running", "stalled"] as const) {
-    it.effect.each([
-      { input: 100 as Duration.Input, d: 100, label: "100 (a number: milliseconds)" },
-      { input: "2 seconds" as Duration.Input, d: 2_000, label: "\"2 seconds\"" },
-      { input: "15 millis" as Duration.Input, d: 15, label: "\"15 millis\"" },
-      { input: Duration.minutes(1) as Duration.Input, d: 60_000, label: "Duration.minutes(1)" },
-      { input: { seconds: 3 } as Duration.Input, d: 3_000, label: "{ seconds: 3 }" },
-      { input: BigInt(7_000_000) as Duration.Input, d: 7, label: "7_000_000n (nanoseconds)" }
-    ])(`duration $label, reaper ${reaper}: get succeeds at t+d−1 ms and fails with KeyNotFound at t+d`, ({ d, input }) =>
-      Effect.gen(function*() {
-        const store = yield* makeStore(reaper)
-        yield* atT
-        yield* store.put("k", "v", { duration: input })
-        yield* TestClock.adjust(d - 1)
-        assert.strictEqual(yield* now, t + d - 1)
-        assert.strictEqual(yield* store.get("k"), "v")
-        yield* TestClock.adjust(1)
-        assert.strictEqual(yield* now, t + d)
-        yield* assertKeyNotFound(store.get("k"), "k")
-        assert.strictEqual((yield* store.stats).storedEntries, reaper === "running" ? 0 : 1)
-        yield* TestClock.adjust(1)
-        yield* assertKeyNotFound(store.get("k"), "k")
-      }))
-  }
-
-  it.effect("fractional duration 2.5 ms: readable at t+2 and t+2.25 ms, gone at t+2.5 ms", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("k", "v", { duration: 2.5 })
-      yield* TestClock.adjust(2)
-      assert.strictEqual(yield* store.get("k"), "v")
-      yield* TestClock.adjust(0.25)
-      assert.strictEqual(yield* store.get("k"), "v")
-      yield* TestClock.adjust(0.25)
-      assert.strictEqual(yield* now, t + 2.5)
-      yield* assertKeyNotFound(store.get("k"), "k")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
-  it.effect("sub-millisecond duration \"500 micros\": readable at t+0.25 ms, gone at t+0.5 ms", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("k", "v", { duration: "500 micros" })
-      assert.strictEqual(yield* store.get("k"), "v")
-      yield* TestClock.adjust(0.25)
-      assert.strictEqual(yield* store.get("k"), "v")
-      yield* TestClock.adjust(0.25)
-      assert.strictEqual(yield* now, t + 0.5)
-      yield* assertKeyNotFound(store.get("k"), "k")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
-  it.effect("a duration below the clock's float precision near today's epoch is readable at t and gone just after", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      const epoch = 1_764_000_000_000
-      yield* TestClock.setTime(epoch)
-      yield* store.put("k", "v", { duration: Duration.nanos(1n) })
-      assert.strictEqual(yield* store.get("k"), "v")
-      yield* TestClock.adjust(1)
-      yield* assertKeyNotFound(store.get("k"), "k")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
-  it.effect("a fractional deadline is reclaimed within 1 ms of it, and the key is never readable after it", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("k", "v", { duration: 2.5 })
-      yield* TestClock.adjust(2.5)
-      yield* assertKeyNotFound(store.get("k"), "k")
-      yield* TestClock.adjust(0.5)
-      const stats = yield* store.stats
-      assert.deepStrictEqual(stats, { storedEntries: 0, entriesWithDeadline: 0, reclaimed: 1 })
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-})
-
-describe("overwriting and clearing a TTL", () => {
-  it.effect("overwriting a key with a duration resets its deadline to the new put's time + d", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("k", "first", { duration: 100 })
-      yield* TestClock.adjust(50)
-      yield* store.put("k", "second", { duration: 100 })
-      // Past the first deadline (t+100), before the second (t+150).
-      yield* TestClock.adjust(60)
-      assert.strictEqual(yield* store.get("k"), "second")
-      yield* TestClock.adjust(39)
-      assert.strictEqual(yield* store.get("k"), "second")
-      yield* TestClock.adjust(1)
-      yield* assertKeyNotFound(store.get("k"), "k")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
-  it.effect("overwriting a key with a shorter duration brings its deadline in", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("other", "o", { duration: 30 })
-      yield* store.put("k", "first", { duration: 1_000 })
-      yield* store.put("k", "second", { duration: 10 })
-      yield* TestClock.adjust(9)
-      assert.strictEqual(yield* store.get("k"), "second")
-      yield* TestClock.adjust(1)
-      yield* assertKeyNotFound(store.get("k"), "k")
-      assert.strictEqual((yield* store.stats).storedEntries, 1, "the reaper reclaimed k at its new deadline")
-      assert.strictEqual(yield* store.get("other"), "o")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
+describe("a key put at t with duration d is readable before t + d and gone from t + d, by reads alone", () => {
+  // The contract suite checks this with the reaper running, which reclaims
+  // the key at its deadline; with it stalled, the reads alone must see the deadline.
   it.effect.each([
-    { label: "no options", options: undefined },
-    { label: "{}", options: {} },
-    { label: "{ duration: Duration.infinity }", options: { duration: Duration.infinity } },
-    { label: "{ duration: Infinity }", options: { duration: Infinity } },
-    { label: "{ duration: \"Infinity\" }", options: { duration: "Infinity" as const } }
-  ])("put with $label clears an earlier TTL: the key outlives the old deadline", ({ options }) =>
+    { input: 100 as Duration.Input, d: 100, label: "100 (a number: milliseconds)" },
+    { input: "2 seconds" as Duration.Input, d: 2_000, label: "\"2 seconds\"" },
+    { input: "15 millis" as Duration.Input, d: 15, label: "\"15 millis\"" },
+    { input: Duration.minutes(1) as Duration.Input, d: 60_000, label: "Duration.minutes(1)" },
+    { input: { seconds: 3 } as Duration.Input, d: 3_000, label: "{ seconds: 3 }" },
+    { input: BigInt(7_000_000) as Duration.Input, d: 7, label: "7_000_000n (nanoseconds)" }
+  ])("duration $label, reaper stalled: get succeeds at t+d−1 ms and fails with KeyNotFound at t+d", ({ d, input }) =>
     Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
+      const store = yield* makeStalledStore()
       yield* atT
-      yield* store.put("k", "with ttl", { duration: 100 })
-      yield* store.put("k", "kept", options)
-      assert.deepStrictEqual(yield* store.timeToLive("k"), Option.none())
-      yield* TestClock.adjust(Duration.days(365))
-      assert.strictEqual(yield* store.get("k"), "kept")
-      assert.deepStrictEqual(yield* store.stats, { storedEntries: 1, entriesWithDeadline: 0, reclaimed: 0 })
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
-  it.effect("a key put without TTL can be given one by a later put", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("k", "forever")
-      yield* store.put("k", "for a while", { duration: 20 })
-      yield* TestClock.adjust(19)
-      assert.strictEqual(yield* store.get("k"), "for a while")
+      yield* store.put("k", "v", { duration: input })
+      yield* TestClock.adjust(d - 1)
+      assert.strictEqual(yield* now, t + d - 1)
+      assert.strictEqual(yield* store.get("k"), "v")
+      yield* TestClock.adjust(1)
+      assert.strictEqual(yield* now, t + d)
+      yield* assertKeyNotFound(store.get("k"), "k")
+      assert.strictEqual((yield* store.stats).storedEntries, 1)
       yield* TestClock.adjust(1)
       yield* assertKeyNotFound(store.get("k"), "k")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
+    }))
 })
 
-describe("expired keys are invisible", () => {
-  it.effect("delete of an expired key fails with KeyNotFound", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("k", "v", { duration: 10 })
-      yield* TestClock.adjust(10)
-      yield* assertKeyNotFound(store.delete("k"), "k")
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
+describe("expired keys are invisible before the reaper reclaims them", () => {
   it.effect("delete of an expired key the reaper has not reclaimed yet fails with KeyNotFound and drops the entry", () =>
     Effect.gen(function*() {
-      const store = yield* makeStore("stalled")
+      const store = yield* makeStalledStore()
       yield* atT
       yield* store.put("k", "v", { duration: 10 })
       yield* TestClock.adjust(10)
@@ -210,7 +88,7 @@ describe("expired keys are invisible", () => {
 
   it.effect("has, size, keys, entries, timeToLive and get leave out an expired key before the reaper reclaims it", () =>
     Effect.gen(function*() {
-      const store = yield* makeStore("stalled")
+      const store = yield* makeStalledStore()
       yield* atT
       yield* store.put("kept", "a")
       yield* store.put("expiring", "b", { duration: 10 })
@@ -230,21 +108,6 @@ describe("expired keys are invisible", () => {
 })
 
 describe("the reaper", () => {
-  it.effect("reclaims expired entries: stats.storedEntries falls and stats.reclaimed rises after TestClock.adjust", () =>
-    Effect.gen(function*() {
-      const store = yield* KeyValueStore.KeyValueStore
-      yield* atT
-      yield* store.put("kept", "v")
-      yield* store.put("a", "v", { duration: 10 })
-      yield* store.put("b", "v", { duration: 20 })
-      assert.deepStrictEqual(yield* store.stats, { storedEntries: 3, entriesWithDeadline: 2, reclaimed: 0 })
-      yield* TestClock.adjust(10)
-      assert.deepStrictEqual(yield* store.stats, { storedEntries: 2, entriesWithDeadline: 1, reclaimed: 1 })
-      yield* TestClock.adjust(10)
-      assert.deepStrictEqual(yield* store.stats, { storedEntries: 1, entriesWithDeadline: 0, reclaimed: 2 })
-      assert.deepStrictEqual(yield* store.keys, ["kept"])
-    }).pipe(Effect.provide(KeyValueStore.layerMemory)))
-
   it.effect("reclaims a mass expiry larger than one reclaim batch", () =>
     Effect.gen(function*() {
       const store = yield* KeyValueStore.KeyValueStore
