@@ -131,3 +131,23 @@ describe("who owns the log", () => {
       assert.isFalse(fs.existsSync(`${path}.lock`), "released at close")
     }).pipe(Effect.scoped))
 })
+
+describe("options that are not options", () => {
+  it.effect.each([
+    { label: "null", options: null, message: /options must be an object with a path, got null/ },
+    { label: "a string", options: "data.kvlog", message: /options must be an object with a path, got string/ },
+    { label: "an onReclaim that is not a function", options: { path: "x.kvlog", onReclaim: 5 }, message: /onReclaim must be a function, got number/ }
+  ])("$label: refused at open with InvalidInput, no file touched", ({ message, options }) =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(KeyValueStore.makeLog(options as unknown as KeyValueStore.LogOptions))
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit)) {
+        const reason = exit.cause.reasons[0]
+        assert.strictEqual(reason._tag, "Fail", "a typed failure, not a defect")
+        if (reason._tag === "Fail") {
+          assert.instanceOf(reason.error, KeyValueStore.InvalidInput)
+          assert.match((reason.error as KeyValueStore.InvalidInput).message, message)
+        }
+      }
+    }))
+})

@@ -32,10 +32,16 @@ export const defaultFsyncIntervalMillis = 1000
 
 const checkOptions = (options: LogOptions): InvalidInput | undefined => {
   const bad = (message: string) => new InvalidInput({ message })
+  if (typeof options !== "object" || options === null) {
+    return bad(`options must be an object with a path, got ${options === null ? "null" : typeof options}`)
+  }
   if (typeof options.path !== "string" || options.path.length === 0) return bad("path must be a non-empty string")
   const name = options.name
   if (name !== undefined && !(typeof name === "string" && name.length > 0)) {
     return bad(`name must be a non-empty string, got ${typeof name === "string" ? '""' : String(name)}`)
+  }
+  if (options.onReclaim !== undefined && typeof options.onReclaim !== "function") {
+    return bad(`onReclaim must be a function, got ${typeof options.onReclaim}`)
   }
   const fsync = options.fsync
   if (fsync !== undefined && fsync !== "always" && fsync !== "interval" && fsync !== "never") {
