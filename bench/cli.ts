@@ -1,9 +1,19 @@
 /**
- * The runner's command line: `npm run bench -- [options]`.
+ * The runner's command line: `npm run bench -- [options]`, and what
+ * `--quick` leaves out of the full run.
  */
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { type SuiteName, suiteNames } from "./jobs.ts"
+import { count as formatCount } from "./report/format.ts"
 import { knownSubjectIds } from "./subjects/registry.ts"
+
+/** A subject of the original library's tables that runs only up to a size, and why. */
+export interface SizeCap {
+  readonly maxKeys: number
+  readonly reason: string
+}
 
 /** What a run measures and where it writes. */
 export interface BenchOptions {
@@ -14,15 +24,18 @@ export interface BenchOptions {
   /** Subjects of the 100-byte-value variant (`undefined`: all). */
   readonly wideValueSubjects: ReadonlySet<string> | undefined
   /**
-   * The largest size at which kvlog layerLog "always" fills a store in the
-   * original library's tables: one sync per batch of 256 puts makes it ~10× slower than
-   * the in-memory subjects, and the durable-writes table measures it properly.
+   * Subjects of the original library's tables that stop at a size. kvlog
+   * layerLog "always" is one in every run: one sync per batch of 256 puts
+   * makes its fill ~10× slower than the in-memory subjects, and the
+   * durable-writes table measures it properly.
    */
-  readonly alwaysFillMaxKeys: number
-  /** `undefined`: every subject. */
+  readonly seedSizeCaps: ReadonlyMap<string, SizeCap>
+  /** `--subjects` (`undefined`: every subject). */
   readonly subjects: ReadonlySet<string> | undefined
+  /** The subjects a suite keeps in `--quick` unless `--subjects` names others (a suite not listed keeps all of them). */
+  readonly suiteSubjects: Readonly<Partial<Record<SuiteName, ReadonlySet<string>>>>
   readonly suites: ReadonlySet<SuiteName>
-  /** `undefined`: the defaults per size (see `repsFor`). */
+  /** `undefined`: the defaults per size (see `repsFor` in run.ts). */
   readonly reps: number | undefined
   /** Reads per repetition in the original library's tables (at most N). */
   readonly readSample: number
@@ -39,34 +52,24 @@ export interface BenchOptions {
   /** A compaction still running after this long is interrupted and reported as unfinished. */
   readonly compactionGiveUpMillis: number
   readonly expiryKeys: number
-  /** `undefined`: scaled to the job (see `timeoutFor` in run.ts). */
+  /**
+   * Suites whose jobs run inside the runner's process instead of a child of
+   * their own: jobs that measure no memory, where a child's start-up (loading
+   * Effect, kvlog and the native databases) costs more than the job.
+   */
+  readonly inProcessSuites: ReadonlySet<SuiteName>
+  /** `undefined`: scaled to the job (see `scaledTimeout` in run.ts). */
   readonly timeoutSeconds: number | undefined
   readonly maxOldSpaceMb: number
-  readonly out: string
+  /**
+   * The report to rewrite, with the two charts beside it: `docs/benchmarks.md`
+   * after a full run, `--out` if given, otherwise none (the run's results
+   * folder has its own copy).
+   */
+  readonly out: string | undefined
+  /** Where the run's own folder (`<start time>/`) is made: `bench/results` unless `--results` says otherwise. */
+  readonly resultsRoot: string
 }
-
-export const helpText = `kvlog bench runner: the original Python library's tables and the peers, side by side.
-
-Usage: npm run bench -- [options]
-
-  --quick             sizes 100k and 1M, 3 repetitions (1 compaction per policy), shorter windows,
-                      100-byte values only for kvlog and Map at 100k (about 3 minutes)
-  --sizes LIST        key counts for the original library's tables, e.g. 100k,500k,1M,5M,10M (the default)
-  --subjects LIST     only these subjects (ids below), in every suite that has them
-  --suites LIST       only these suites: ${suiteNames.join(", ")} (default: all)
-  --reps N            repetitions per measurement (at least 3; default 5 up to 1M keys, 3 above;
-                      --quick: 3, and 1 for the compaction suite)
-  --timeout SECONDS   time limit of one child process (default: scaled to the job)
-  --heap-mb MB        --max-old-space-size of each child process (default 12288)
-  --out FILE          the report to write (default docs/benchmarks.md); the charts go beside it
-                      as bench-read.svg and bench-write.svg
-  --help              this text
-
-Subjects: ${knownSubjectIds.join(", ")}
-(kvlog's subjects appear when src/ loads; its log subjects once KeyValueStore.layerLog exists;
-redis when redis-server is on PATH.)
-
-Each (subject, size) runs in its own child process; progress goes to stderr.`
 
 /** Parses `100k`, `1M`, `2.5m`, `500000`. */
 export const parseCount = (text: string): number => {
@@ -79,6 +82,36 @@ export const parseCount = (text: string): number => {
 }
 
 const list = (text: string): Array<string> => text.split(",").map((item) => item.trim()).filter((item) => item !== "")
+
+/** The report a full run rewrites. */
+export const docsReport = "docs/benchmarks.md"
+
+/** Where every run's folder goes by default (gitignored). */
+const defaultResultsRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), "results")
+
+/**
+ * Subjects of the original library's tables that `--quick` keeps. Left out:
+ * kvlog layerLog acknowledged once written (one write per put, ~20× slower
+ * than the rest) and "always" (the durable-writes table measures it), and
+ * lru-cache with TTL (never the fastest peer).
+ */
+const quickSeedSubjects = ["kvlog-memory", "kvlog-promise", "kvlog-log-buffered", "map", "lru-cache", "ttlcache", "effect-kvs"]
+/**
+ * Of those, the ones that stop at 100k in `--quick`; kvlog layerMemory, its
+ * log acknowledged once buffered, `Map` and Effect's own store make the
+ * comparison at 1M.
+ */
+const quickSmallOnly = ["kvlog-promise", "lru-cache", "ttlcache"]
+/** The TTL-heavy subjects `--quick` keeps: kvlog, the fastest TTL peer, and the timer-per-key baseline. */
+const quickTtlSubjects = ["kvlog-memory", "ttlcache", "map-settimeout"]
+/** The durable subjects `--quick` keeps: the fastest raw loop stands for the physical limit. */
+const quickDurableSubjects = ["kvlog-log-always", "lmdb", "classic-level", "redis", "raw-fdatasync-prealloc"]
+
+/** Whether a run measures `subject` in `suite`: those `--subjects` names, otherwise those `--quick` keeps (or all). */
+export const runsSubject = (options: BenchOptions, suite: SuiteName, subject: string): boolean =>
+  options.subjects !== undefined
+    ? options.subjects.has(subject)
+    : (options.suiteSubjects[suite]?.has(subject) ?? true)
 
 /** Parses the command line; throws with a message that says what was expected. */
 export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help" => {
@@ -94,7 +127,8 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
       reps: { type: "string" },
       timeout: { type: "string" },
       "heap-mb": { type: "string" },
-      out: { type: "string", default: "docs/benchmarks.md" },
+      out: { type: "string" },
+      results: { type: "string" },
       help: { type: "boolean", short: "h", default: false }
     }
   })
@@ -119,28 +153,132 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
   if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new Error(`--timeout must be positive seconds`)
   const maxOldSpaceMb = values["heap-mb"] === undefined ? 12_288 : Number(values["heap-mb"])
   if (!(Number.isInteger(maxOldSpaceMb) && maxOldSpaceMb >= 256)) throw new Error(`--heap-mb must be an integer ≥ 256`)
+  if (values.out !== undefined && !values.out.endsWith(".md")) throw new Error(`--out must name a .md file: "${values.out}"`)
+  if (values.results !== undefined && values.results.trim() === "") throw new Error(`--results must name a directory`)
+  // Only a run of every suite, subject and size with the default repetitions stands for the project.
+  const complete = !quick && values.sizes === undefined && subjects === undefined && values.suites === undefined &&
+    values.reps === undefined
+  const alwaysFillMaxKeys = quick ? 100_000 : 1_000_000
+  const seedSizeCaps = new Map<string, SizeCap>([
+    ["kvlog-log-always", { maxKeys: alwaysFillMaxKeys, reason: `durable fill capped at ${formatCount(alwaysFillMaxKeys)}` }],
+    ...(quick ? quickSmallOnly.map((id): [string, SizeCap] => [id, { maxKeys: 100_000, reason: "--quick: 100k only" }]) : [])
+  ])
   return {
     quick,
     sizes: [...new Set(sizes)].sort((a, b) => a - b),
-    wideValueSizes: quick ? sizes.filter((size) => size <= 100_000) : sizes.filter((size) => size <= 1_000_000),
-    wideValueSubjects: quick ? new Set(["kvlog-memory", "map"]) : undefined,
-    alwaysFillMaxKeys: quick ? 100_000 : 1_000_000,
+    wideValueSizes: quick ? [] : sizes.filter((size) => size <= 1_000_000),
+    wideValueSubjects: undefined,
+    seedSizeCaps,
     subjects,
+    suiteSubjects: quick
+      ? { seed: new Set(quickSeedSubjects), ttl: new Set(quickTtlSubjects), durable: new Set(quickDurableSubjects) }
+      : {},
     suites,
     reps,
     readSample: quick ? 200_000 : 1_000_000,
-    ttlKeys: 1_000_000,
-    durableWindowMillis: quick ? 500 : 2_000,
-    replayRecords: quick ? [1_000_000] : [1_000_000, 10_000_000],
-    compactionKeys: 1_000_000,
+    ttlKeys: quick ? 100_000 : 1_000_000,
+    durableWindowMillis: quick ? 300 : 2_000,
+    // kvlog writes these logs with one batch per put, as a program awaiting each put does: ~20 µs a record.
+    replayRecords: quick ? [250_000] : [1_000_000, 10_000_000],
+    compactionKeys: quick ? 250_000 : 1_000_000,
     compactionWriters: 64,
-    // One repetition in --quick (a compaction job is a 1M-key fill and a 2M-record replay per repetition).
     compactionReps: values.reps === undefined && quick ? 1 : reps ?? 3,
     compactionBeforeMillis: quick ? 500 : 2_000,
     compactionGiveUpMillis: quick ? 6_000 : 30_000,
-    expiryKeys: 100_000,
+    expiryKeys: quick ? 20_000 : 100_000,
+    inProcessSuites: new Set<SuiteName>(quick ? ["durable", "expiry"] : []),
     timeoutSeconds,
     maxOldSpaceMb,
-    out: values.out
+    out: values.out ?? (complete ? docsReport : undefined),
+    resultsRoot: values.results ?? defaultResultsRoot
   }
 }
+
+const fullOptions = parseOptions([]) as BenchOptions
+const quickOptions = parseOptions(["--quick"]) as BenchOptions
+
+/** `a, b and c`. */
+const ids = (items: Iterable<string>) => {
+  const all = [...items]
+  return all.length <= 1 ? all.join("") : `${all.slice(0, -1).join(", ")} and ${all.at(-1)}`
+}
+const counts = (items: ReadonlyArray<number>) => ids(items.map(formatCount))
+const suiteTitles: Record<SuiteName, string> = {
+  seed: "original library's tables",
+  ttl: "TTL-heavy",
+  durable: "durable-writes",
+  replay: "replay",
+  compaction: "compaction",
+  expiry: "expiry-accuracy"
+}
+const seconds = (millis: number) => `${millis / 1000} s`
+
+/**
+ * What `--quick` measures, against the full run, one line per suite: for
+ * `--help` and the report's header, from the options themselves so that
+ * neither can drift from what runs.
+ */
+export const quickPlan: ReadonlyArray<string> = [
+  `the original library's tables at ${counts(quickOptions.sizes)} keys, medians of ${quickOptions.reps} repetitions, ` +
+  `${formatCount(quickOptions.readSample)} random reads each: ` +
+  `${ids(quickSeedSubjects.filter((id) => !quickSmallOnly.includes(id)))} at every size, ${ids(quickSmallOnly)} at 100k ` +
+  `(full run: every subject at ${counts(fullOptions.sizes)} keys, medians of 5 up to 1M and 3 above, ` +
+  `${formatCount(fullOptions.readSample)} reads, and 100-byte values up to 1M)`,
+  `TTL-heavy: ${ids(quickTtlSubjects)}, ${formatCount(quickOptions.ttlKeys)} keys ` +
+  `(full run: every subject, ${formatCount(fullOptions.ttlKeys)})`,
+  `durable writes: ${ids(quickDurableSubjects)}, 3 windows of ${seconds(quickOptions.durableWindowMillis)} per writer count ` +
+  `(full run: every subject, windows of ${seconds(fullOptions.durableWindowMillis)})`,
+  `replay: ${counts(quickOptions.replayRecords)} records (full run: ${counts(fullOptions.replayRecords)})`,
+  `compaction: a ${formatCount(quickOptions.compactionKeys)}-key log, ${quickOptions.compactionReps} repetition per policy, ` +
+  `baseline ${seconds(quickOptions.compactionBeforeMillis)}, given up after ${seconds(quickOptions.compactionGiveUpMillis)} ` +
+  `(full run: ${formatCount(fullOptions.compactionKeys)} keys, ${fullOptions.compactionReps} repetitions, ` +
+  `${seconds(fullOptions.compactionBeforeMillis)}, ${seconds(fullOptions.compactionGiveUpMillis)})`,
+  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys (full run: ${formatCount(fullOptions.expiryKeys)})`,
+  `the ${ids([...quickOptions.inProcessSuites].map((suite) => suiteTitles[suite]))} jobs run inside the runner's process (they measure no memory, and a ` +
+  `child's start-up would cost more than they do); every other job runs in a child of its own, as in the full run`
+]
+
+/** `text` as lines of at most `width` characters, the first after `first`, the others after `rest`. */
+const wrap = (text: string, width: number, first: string, rest: string): string => {
+  const lines: Array<string> = []
+  let line = first
+  for (const word of text.split(" ")) {
+    if (line.length + word.length + 1 > width && line.trim() !== "") {
+      lines.push(line.trimEnd())
+      line = rest
+    }
+    line += `${word} `
+  }
+  return [...lines, line.trimEnd()].join("\n")
+}
+
+export const helpText = `kvlog bench runner: the original Python library's tables and the peers, side by side.
+
+Usage: npm run bench -- [options]
+
+  --quick             about 2 minutes; leaves docs/ alone (see below)
+  --sizes LIST        key counts for the original library's tables, e.g. 100k,500k,1M,5M,10M (the default)
+  --subjects LIST     only these subjects (ids below), in every suite that has them; with --quick,
+                      these instead of the subjects it keeps (at its sizes)
+  --suites LIST       only these suites: ${suiteNames.join(", ")} (default: all)
+  --reps N            repetitions per measurement (at least 3; default 5 up to 1M keys, 3 above;
+                      --quick: 3, and 1 for the compaction suite)
+  --timeout SECONDS   time limit of one job (default: scaled to the job)
+  --heap-mb MB        --max-old-space-size of each child process (default 12288)
+  --out FILE.md       also rewrite this report, with bench-read.svg and bench-write.svg beside it
+                      (default: ${docsReport} after a full run, none otherwise)
+  --results DIR       make this run's folder under DIR instead of bench/results
+  --help              this text
+
+Every run writes its report, charts and raw results (results.json) to a folder of its own,
+bench/results/<start time>/, prints the original library's two tables on stdout beside the
+published figures, and ends with the folder's path. Progress goes to stderr. Only the full run
+(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport}
+and its two charts.
+
+--quick measures:
+${quickPlan.map((line) => wrap(line, 100, "  - ", "    ")).join("\n")}
+
+${wrap(`Subjects: ${knownSubjectIds.join(", ")}`, 100, "", "  ")}
+(kvlog's subjects appear when src/ loads; its log subjects once KeyValueStore.layerLog exists;
+redis when redis-server is on PATH.)`

@@ -1,5 +1,5 @@
 /**
- * The core check of issue 2, in one process: kvlog's `layerMemory` through its
+ * The core check of the in-memory store's speed, in one process: kvlog's `layerMemory` through its
  * public Effect API (one `Effect.gen` loop) beside a raw `Map` doing the same
  * work on the same prebuilt keys (`key${i}` → `value${i}`), puts in key order
  * into an empty store, gets in one shuffled order. Prints medians and ratios.

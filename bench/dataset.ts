@@ -1,6 +1,6 @@
 /**
  * The data every subject is measured on, built before any timing starts:
- * `key${i}` → `value${i}` as in the seed, a variant with 100-byte values, a
+ * `key${i}` → `value${i}` as in the original Python library, a variant with 100-byte values, a
  * random read order, and per-key TTLs. Randomness is seeded so that every
  * subject at a size sees the same order.
  */

@@ -22,7 +22,7 @@ interface JobBase {
   readonly workDir: string
 }
 
-/** One column cell of the seed's tables: put N keys, read a random sample, measure memory. */
+/** One column cell of the original library's tables: put N keys, read a random sample, measure memory. */
 export interface SeedJob extends JobBase {
   readonly suite: "seed"
   readonly keys: number
@@ -72,6 +72,12 @@ export interface CompactionJob extends JobBase {
   /** A compaction still running after this long is interrupted and reported as unfinished. */
   readonly giveUpAfterMillis: number
   readonly reps: number
+  /**
+   * A directory that outlives the job, where the prepared log is kept for the
+   * run's other compaction jobs that prepare the same log (preparing a 1M-key
+   * log takes longer than measuring its compaction).
+   */
+  readonly preparedLogDir: string
 }
 
 /** One row of the expiry-accuracy table. */
@@ -91,7 +97,7 @@ export interface SeedResult {
   readonly readMicros: number
   /** The store's own overhead: heap + off-heap growth over the fill, strings prebuilt, ÷ N. */
   readonly storeBytesPerKey: number
-  /** `storeBytesPerKey` plus the bytes of the key and value strings (what the seed's figure counts). */
+  /** `storeBytesPerKey` plus the bytes of the key and value strings (what the original library's figure counts). */
   readonly totalBytesPerKey: number
   /** RSS growth over the first timed fill ÷ N (strings prebuilt). */
   readonly rssBytesPerKey: number

@@ -1,10 +1,13 @@
 /**
- * The bench runner of issue 4: `npm run bench [-- options]` (see `--help`).
+ * The bench runner: `npm run bench [-- options]` (see `--help`).
  *
- * Plans one child process per (suite, subject, size), runs them one at a
- * time (the machine has two cores and other work on it), reports progress on
- * stderr, and rewrites `docs/benchmarks.md` with `docs/bench-read.svg` and
- * `docs/bench-write.svg` from the results of this one run.
+ * Plans one job per (suite, subject, size) and runs them one at a time (the
+ * machine has two cores and other work on it), each in a child process of
+ * its own except the suites the options keep in this one; reports progress
+ * on stderr. At the end it writes the run's report, charts and raw results
+ * to `bench/results/<start time>/`, prints the original library's two tables
+ * and that folder's path on stdout, and, after a full run (or with `--out`),
+ * rewrites `docs/benchmarks.md` and its two charts.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -12,178 +15,17 @@ import * as path from "node:path"
 import type { BenchRun, Cell, CellOutcome } from "./BenchRun.ts"
 import { type ChildOutcome, killRunningChild, runChild } from "./ChildRun.ts"
 import { type BenchOptions, helpText, parseOptions } from "./cli.ts"
-import type { ValueShape } from "./dataset.ts"
-import type { Job, SuiteName } from "./jobs.ts"
+import { runInProcess } from "./InProcessRun.ts"
+import type { SuiteName } from "./jobs.ts"
 import { describeMachine } from "./machine.ts"
+import { plan, type PlannedJob } from "./plan.ts"
+import { count as formatCount } from "./report/format.ts"
 import { renderReport } from "./report/markdown.ts"
+import { renderRawResults } from "./report/rawResults.ts"
+import { renderSeedTablesText } from "./report/seedTablesText.ts"
 import { renderChart } from "./report/svg.ts"
-import { loadCatalog, type SubjectCatalog } from "./subjects/registry.ts"
+import { loadCatalog } from "./subjects/registry.ts"
 import { redisServerVersion } from "./subjects/redis.ts"
-
-/** A job to run, with where its result goes in the tables. */
-interface PlannedJob {
-  readonly suite: SuiteName
-  readonly subject: string
-  readonly size: number
-  readonly values: ValueShape
-  /** The job without its work directory (given at run time). */
-  readonly job: (workDir: string) => Job
-  readonly timeoutSeconds: number
-  /** Set when the plan itself rules the cell out: why. */
-  readonly skip?: string
-}
-
-/** Default repetitions: 5 up to 1M keys, 3 above (always ≥ 3, so every figure is a median). */
-const repsFor = (options: BenchOptions, keys: number): number => options.reps ?? (keys <= 1_000_000 ? 5 : 3)
-
-/** A generous time limit: a fixed start-up allowance plus a per-key budget (µs) for every fill. */
-const scaledTimeout = (options: BenchOptions, baseSeconds: number, keys: number, fills: number, microsPerKey: number) =>
-  options.timeoutSeconds ?? Math.round(baseSeconds + (keys * fills * microsPerKey) / 1e6)
-
-const formatCount = (count: number): string =>
-  count >= 1e6 && count % 1e5 === 0 ? `${count / 1e6}M` : count >= 1e3 && count % 100 === 0 ? `${count / 1e3}k` : String(count)
-
-/** Every job of the run, in order: suite by suite, smaller sizes first. */
-const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<PlannedJob> => {
-  const wanted = (id: string) => options.subjects === undefined || options.subjects.has(id)
-  const jobs: Array<PlannedJob> = []
-  if (options.suites.has("seed")) {
-    for (const values of ["short", "100b"] as const) {
-      const sizes = values === "short" ? options.sizes : options.wideValueSizes
-      for (const keys of sizes) {
-        for (const subject of catalog.seed.filter((s) => wanted(s.id))) {
-          if (values === "100b" && options.wideValueSubjects !== undefined && !options.wideValueSubjects.has(subject.id)) {
-            continue
-          }
-          const reps = repsFor(options, keys)
-          const capped = subject.id === "kvlog-log-always" && keys > options.alwaysFillMaxKeys
-          jobs.push({
-            ...(capped ? { skip: `durable fill capped at ${formatCount(options.alwaysFillMaxKeys)}` } : {}),
-            suite: "seed",
-            subject: subject.id,
-            size: keys,
-            values,
-            timeoutSeconds: scaledTimeout(options, 90, keys, reps + 2, 20),
-            job: (workDir) => ({
-              suite: "seed",
-              subject: subject.id,
-              workDir,
-              keys,
-              values,
-              reps,
-              readSample: options.readSample
-            })
-          })
-        }
-      }
-    }
-  }
-  if (options.suites.has("ttl")) {
-    const keys = options.ttlKeys
-    const reps = repsFor(options, keys)
-    for (const subject of catalog.ttl.filter((s) => wanted(s.id))) {
-      jobs.push({
-        suite: "ttl",
-        subject: subject.id,
-        size: keys,
-        values: "short",
-        timeoutSeconds: scaledTimeout(options, 90, keys, reps + 2, 20),
-        job: (workDir) => ({ suite: "ttl", subject: subject.id, workDir, keys, reps, ttlMinMillis: 1_000, ttlMaxMillis: 60_000 })
-      })
-    }
-  }
-  if (options.suites.has("durable")) {
-    const reps = options.reps ?? 3
-    const writerCounts = [1, 256]
-    for (const subject of catalog.durable.filter((s) => wanted(s.id))) {
-      jobs.push({
-        suite: "durable",
-        subject: subject.id,
-        size: 0,
-        values: "short",
-        timeoutSeconds: options.timeoutSeconds ??
-          Math.round(90 + (writerCounts.length * reps * options.durableWindowMillis * 3) / 1000),
-        job: (workDir) => ({
-          suite: "durable",
-          subject: subject.id,
-          workDir,
-          writerCounts,
-          windowMillis: options.durableWindowMillis,
-          reps,
-          valueBytes: 32
-        })
-      })
-    }
-  }
-  if (options.suites.has("replay")) {
-    for (const records of options.replayRecords) {
-      // The issue's target is stated at 10M records: a median there too.
-      const reps = options.reps ?? 3
-      for (const subject of catalog.replay.filter((s) => wanted(s.id))) {
-        jobs.push({
-          suite: "replay",
-          subject: subject.id,
-          size: records,
-          values: "short",
-          timeoutSeconds: scaledTimeout(options, 90, records, reps + 3, 20),
-          job: (workDir) => ({ suite: "replay", subject: subject.id, workDir, records, reps })
-        })
-      }
-    }
-  }
-  if (options.suites.has("compaction")) {
-    const keys = options.compactionKeys
-    const reps = options.compactionReps
-    for (const subject of catalog.compaction.filter((s) => wanted(s.id))) {
-      jobs.push({
-        suite: "compaction",
-        subject: subject.id,
-        size: keys,
-        values: "short",
-        // The fill, then per repetition a replay of 2N records, the baseline and the compaction (given up after a limit).
-        timeoutSeconds: scaledTimeout(
-          options,
-          90 + (reps * (options.compactionBeforeMillis + options.compactionGiveUpMillis)) / 1000,
-          keys,
-          2 + 4 * reps,
-          10
-        ),
-        job: (workDir) => ({
-          suite: "compaction",
-          subject: subject.id,
-          workDir,
-          keys,
-          overwrites: keys,
-          writers: options.compactionWriters,
-          valueBytes: 32,
-          beforeMillis: options.compactionBeforeMillis,
-          giveUpAfterMillis: options.compactionGiveUpMillis,
-          reps
-        })
-      })
-    }
-  }
-  if (options.suites.has("expiry")) {
-    for (const subject of catalog.expiry.filter((s) => wanted(s.id))) {
-      jobs.push({
-        suite: "expiry",
-        subject: subject.id,
-        size: options.expiryKeys,
-        values: "short",
-        timeoutSeconds: options.timeoutSeconds ?? 120,
-        job: (workDir) => ({
-          suite: "expiry",
-          subject: subject.id,
-          workDir,
-          keys: options.expiryKeys,
-          ttlMinMillis: 1,
-          ttlMaxMillis: 2_000
-        })
-      })
-    }
-  }
-  return jobs
-}
 
 const clock = (seconds: number): string => {
   const whole = Math.floor(seconds)
@@ -216,6 +58,34 @@ const earlierFailure = (cells: ReadonlyArray<Cell>, planned: PlannedJob): string
   return `${failed.outcome._tag === "Timeout" ? "timeout" : "OOM"} at ${formatCount(failed.size)}`
 }
 
+/** A new folder for this run's files: its start time, to the second (a suffix if two runs share it). */
+const makeResultsDir = (resultsRoot: string, startedAt: Date, quick: boolean): string => {
+  const stamp = `${startedAt.toISOString().slice(0, 19).replace(/:/g, "-")}Z${quick ? "-quick" : ""}`
+  fs.mkdirSync(resultsRoot, { recursive: true })
+  for (let attempt = 1;; attempt++) {
+    const dir = path.join(resultsRoot, attempt === 1 ? stamp : `${stamp}-${attempt}`)
+    try {
+      fs.mkdirSync(dir)
+      return dir
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error
+    }
+  }
+}
+
+/** Writes the report with its two charts beside it; returns the files written. */
+const writeReport = (run: BenchRun, reportPath: string): Array<string> => {
+  const dir = path.dirname(reportPath)
+  fs.mkdirSync(dir, { recursive: true })
+  const files: Array<[string, string]> = [
+    [reportPath, renderReport(run)],
+    [path.join(dir, "bench-write.svg"), renderChart(run, "write")],
+    [path.join(dir, "bench-read.svg"), renderChart(run, "read")]
+  ]
+  for (const [file, text] of files) fs.writeFileSync(file, text)
+  return files.map(([file]) => file)
+}
+
 const main = async (): Promise<void> => {
   const argv = process.argv.slice(2)
   let parsed: BenchOptions | "help"
@@ -235,20 +105,27 @@ const main = async (): Promise<void> => {
   const started = performance.now()
   const elapsed = () => (performance.now() - started) / 1000
   const say = (line: string) => process.stderr.write(`[${clock(elapsed())}] ${line}\n`)
+  // Paths inside the working directory are shown relative to it, others in full.
+  const relative = (file: string) => {
+    const inside = path.relative(process.cwd(), file)
+    return inside.startsWith("..") || path.isAbsolute(inside) ? file : inside || "."
+  }
 
   const catalog = await loadCatalog()
   for (const missing of catalog.missing) {
     if (options.suites.has(missing.suite)) say(`not measured (${missing.suite}): ${missing.label}: ${missing.reason}`)
   }
   const jobs = plan(options, catalog)
-  say(`${jobs.length} child runs planned; report: ${options.out}`)
+  say(`${jobs.length} jobs planned${options.out === undefined ? "" : `; report: ${options.out}`}`)
 
   const workRoot = fs.mkdtempSync(path.join(os.tmpdir(), "kvlog-bench-"))
+  const sharedDir = path.join(workRoot, "shared")
+  fs.mkdirSync(sharedDir)
   const cleanUp = () => fs.rmSync(workRoot, { recursive: true, force: true })
   const onSignal = (signal: NodeJS.Signals) => {
     killRunningChild()
     cleanUp()
-    process.stderr.write(`\ninterrupted (${signal}); docs not rewritten\n`)
+    process.stderr.write(`\ninterrupted (${signal}); nothing written\n`)
     process.exit(130)
   }
   process.once("SIGINT", onSignal)
@@ -258,6 +135,7 @@ const main = async (): Promise<void> => {
   const suiteSeconds: Partial<Record<SuiteName, number>> = {}
   try {
     for (const [index, planned] of jobs.entries()) {
+      const inProcess = options.inProcessSuites.has(planned.suite)
       const what = `${planned.suite} ${index + 1}/${jobs.length}: ${planned.subject}` +
         (planned.size > 0 ? `, ${formatCount(planned.size)}` : "") +
         (planned.suite === "seed" ? ` keys, ${planned.values === "short" ? "value${i}" : "100-byte values"}` : "")
@@ -266,7 +144,7 @@ const main = async (): Promise<void> => {
       if (skipReason !== undefined) {
         outcome = { _tag: "Skipped", reason: skipReason }
       } else {
-        say(`${what} …`)
+        say(`${what}${inProcess ? " (in the runner's process)" : ""} …`)
         const workDir = path.join(workRoot, `${index}-${planned.suite}-${planned.subject}`)
         fs.mkdirSync(workDir, { recursive: true })
         let lastLine = performance.now()
@@ -276,14 +154,17 @@ const main = async (): Promise<void> => {
             lastLine = performance.now()
           }
         }, 5_000)
-        const child: ChildOutcome = await runChild(planned.job(workDir), {
+        const runOptions = {
           timeoutSeconds: planned.timeoutSeconds,
-          maxOldSpaceMb: options.maxOldSpaceMb,
-          onProgress: (line) => {
+          onProgress: (line: string) => {
             lastLine = performance.now()
             process.stderr.write(`          │ ${line}\n`)
           }
-        })
+        }
+        const job = planned.job(workDir, sharedDir)
+        const child: ChildOutcome = inProcess
+          ? await runInProcess(job, runOptions)
+          : await runChild(job, { ...runOptions, maxOldSpaceMb: options.maxOldSpaceMb })
         clearInterval(heartbeat)
         fs.rmSync(workDir, { recursive: true, force: true })
         outcome = child
@@ -306,13 +187,23 @@ const main = async (): Promise<void> => {
     cells,
     suiteSeconds
   }
-  const outDir = path.dirname(options.out)
-  fs.mkdirSync(outDir, { recursive: true })
-  fs.writeFileSync(options.out, renderReport(run))
-  fs.writeFileSync(path.join(outDir, "bench-write.svg"), renderChart(run, "write"))
-  fs.writeFileSync(path.join(outDir, "bench-read.svg"), renderChart(run, "read"))
-  say(`wrote ${options.out}, ${path.join(outDir, "bench-write.svg")}, ${path.join(outDir, "bench-read.svg")}`)
+  const resultsDir = makeResultsDir(options.resultsRoot, startedAt, options.quick)
+  const written = writeReport(run, path.join(resultsDir, "benchmarks.md"))
+  fs.writeFileSync(path.join(resultsDir, "results.json"), renderRawResults(run))
+  say(`wrote ${[...written, path.join(resultsDir, "results.json")].map(relative).join(", ")}`)
+  const docs = options.out === undefined ? [] : writeReport(run, options.out)
+  if (docs.length > 0) say(`wrote ${docs.map(relative).join(", ")}`)
   say(`total ${clock(elapsed())}`)
+
+  const where = [
+    `Report, charts and raw results: ${relative(resultsDir)}/`,
+    docs.length > 0
+      ? `Rewritten: ${docs.map(relative).join(", ")}`
+      : "docs/benchmarks.md and its charts were left alone (only the full run, npm run bench, rewrites them)."
+  ]
+  process.stdout.write(`${renderSeedTablesText(run)}\n${where.join("\n")}\n`)
 }
 
 await main()
+// A job that timed out inside this process may still hold timers or handles: end once stdout is flushed.
+process.stdout.write("", () => process.exit())

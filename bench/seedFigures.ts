@@ -1,14 +1,13 @@
 /**
- * The figures the seed (`shared/seed/000_d884d6d896179c95.txt`, a Python
- * store) published: average µs per write with the memory used, and average
- * µs per read. Published numbers from another machine: shown beside ours for
- * reference, never measured here.
+ * The figures the original Python library published: average µs per write
+ * with the memory used, and average µs per read. Published numbers from
+ * another machine: shown beside ours for reference, never measured here.
  */
 
 export interface SeedFigure {
   readonly keys: number
   readonly writeMicros: number
-  /** The seed's "Memory Usage (bytes)" for the whole store. */
+  /** The original library's "Memory Usage (bytes)" for the whole store. */
   readonly memoryBytes: number
   readonly readMicros: number
 }
@@ -21,5 +20,5 @@ export const seedFigures: ReadonlyArray<SeedFigure> = [
   { keys: 10_000_000, writeMicros: 2.93393468, memoryBytes: 1_539_871_592, readMicros: 7.70696725 }
 ]
 
-/** The seed's figure at exactly `keys`, if it published one. */
+/** The original library's figure at exactly `keys`, if it published one. */
 export const seedFigureAt = (keys: number): SeedFigure | undefined => seedFigures.find((figure) => figure.keys === keys)

@@ -65,3 +65,22 @@ export const table = (
     `|${headers.map((_, i) => (i < textColumns ? "---" : "---:")).join("|")}|`,
     ...rows.map((row) => `| ${row.join(" | ")} |`)
   ].join("\n")
+
+/**
+ * A Markdown table padded so that its columns line up in a terminal too: the
+ * first `textColumns` columns left-aligned, the rest right-aligned.
+ */
+export const alignedTable = (
+  headers: ReadonlyArray<string>,
+  rows: ReadonlyArray<ReadonlyArray<string>>,
+  textColumns = 1
+): string => {
+  const widths = headers.map((header, i) => Math.max(3, header.length, ...rows.map((row) => (row[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    `| ${widths.map((width, i) => i < textColumns ? (cells[i] ?? "").padEnd(width) : (cells[i] ?? "").padStart(width)).join(" | ")} |`
+  return [
+    line(headers),
+    `|${widths.map((width, i) => (i < textColumns ? "-".repeat(width + 2) : `${"-".repeat(width + 1)}:`)).join("|")}|`,
+    ...rows.map(line)
+  ].join("\n")
+}

@@ -1,9 +1,11 @@
 /**
- * Renders `docs/benchmarks.md` from one run: machine, method, the targets of
- * issues 3 and 4, and every table, each cell either a figure or the reason
+ * Renders the report of one run (`docs/benchmarks.md` after a full run, and
+ * `benchmarks.md` in every run's results folder): machine, method, the
+ * project's targets, and every table, each cell either a figure or the reason
  * there is none.
  */
 import { type BenchRun, type Cell, findCell } from "../BenchRun.ts"
+import { docsReport, quickPlan, runsSubject } from "../cli.ts"
 import type { ValueShape } from "../dataset.ts"
 import type { DurableWriters, SeedResult, SuiteName, WriterPhase } from "../jobs.ts"
 import { seedFigureAt } from "../seedFigures.ts"
@@ -13,16 +15,16 @@ import { rawFlavourIds } from "../subjects/rawAppend.ts"
 import { bytes, count, grouped, megabytes, micros, missingText, ratio, resultOf, table } from "./format.ts"
 
 /** A column or row of a table: a subject that ran, or one that could not. */
-interface Column {
+export interface Column {
   readonly id: string
   readonly label: string
   readonly role: SubjectRole | "missing"
 }
 
 /** The subjects of a suite in table order: those measured, then those that could not be. */
-const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = "short"): Array<Column> => {
+export const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = "short"): Array<Column> => {
   const wanted = (id: string) =>
-    (run.options.subjects === undefined || run.options.subjects.has(id)) &&
+    runsSubject(run.options, suite, id) &&
     (suite !== "seed" || values === "short" || run.options.wideValueSubjects === undefined ||
       run.options.wideValueSubjects.has(id))
   const measured: ReadonlyArray<SubjectIdentity> = run.catalog[suite]
@@ -60,7 +62,7 @@ const bestPeer = (
 const seedSizes = (run: BenchRun, values: ValueShape) =>
   values === "short" ? run.options.sizes : run.options.wideValueSizes
 
-/** A µs/op table of the seed's suite: sizes down, subjects across, the seed's figure and kvlog's ratios beside. */
+/** A µs/op table of the original library's suite: sizes down, subjects across, its figure and kvlog's ratios beside. */
 const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read"): string => {
   const metric = (result: SeedResult) => (which === "write" ? result.writeMicros : result.readMicros)
   const columns = columnsOf(run, "seed", values)
@@ -99,7 +101,7 @@ const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read")
   return table(headers, rows)
 }
 
-/** A bytes-per-key table of the seed's suite. */
+/** A bytes-per-key table of the original library's suite. */
 const memoryTable = (run: BenchRun, values: ValueShape, which: "total" | "store" | "rss"): string => {
   const columns = columnsOf(run, "seed", values)
   const withSeed = values === "short" && which === "total"
@@ -163,7 +165,7 @@ const physicalLimit = (
 /** The longest write pause (the store's own figure, worst repetition) that counts as "a few milliseconds". */
 const fewMillis = 5
 
-/** One target of the issues: the rule, whether this run reached it, and the figures behind the verdict. */
+/** One target of the project: the rule, whether this run reached it, and the figures behind the verdict. */
 interface Target {
   readonly rule: string
   readonly reached: boolean | undefined
@@ -285,7 +287,7 @@ const targets = (run: BenchRun): Array<Target> => {
     figures: buffered1M === undefined || kvlog1M === undefined
       ? "—"
       : `${ratio(buffered1M.writeMicros / kvlog1M.writeMicros)} (acknowledged once written to the OS: ${
-        never1M === undefined ? "—" : ratio(never1M.writeMicros / kvlog1M.writeMicros)
+        never1M === undefined ? "not measured in this run" : ratio(never1M.writeMicros / kvlog1M.writeMicros)
       })`
   })
   const expiry = resultOf(findCell(run, "expiry", primaryKvlog, run.options.expiryKeys), "expiry")
@@ -299,9 +301,25 @@ const targets = (run: BenchRun): Array<Target> => {
 
 const seedSection = (run: BenchRun): string => {
   const parts: Array<string> = []
+  const alwaysCap = run.options.seedSizeCaps.get("kvlog-log-always")
+  const sizeNotes: Array<string> = []
+  if (runsSubject(run.options, "seed", "kvlog-log-always")) {
+    sizeNotes.push(`- kvlog layerLog \`always\` writes from ${alwaysFillConcurrency} fibers sharing the keys (a single fiber would measure one
+  \`fdatasync\` per put: see the durable-writes table); its µs/op is elapsed ÷ N.${
+      alwaysCap === undefined
+        ? ""
+        : ` It runs up to
+  ${count(alwaysCap.maxKeys)} keys only (a durable fill is ~10× slower than an in-memory one).`
+    }`)
+  }
+  for (const [id, cap] of run.options.seedSizeCaps) {
+    if (id !== "kvlog-log-always" && runsSubject(run.options, "seed", id)) {
+      sizeNotes.push(`- \`${id}\` runs up to ${count(cap.maxKeys)} keys only in this run.`)
+    }
+  }
   parts.push(`## 1. The original library's tables
 
-Every subject at every size in its own child process (\`node --expose-gc --max-old-space-size=${run.options.maxOldSpaceMb}\`).
+Each subject at each size in its own child process (\`node --expose-gc --max-old-space-size=${run.options.maxOldSpaceMb}\`).
 Keys \`key\${i}\` and values \`value\${i}\` are built before any timing; a warm-up fills and reads up to
 100k keys twice; then each of the repetitions (${
     run.options.reps === undefined ? "5 up to 1M keys, 3 above" : String(run.options.reps)
@@ -323,9 +341,7 @@ from a socket or a file (V8 keeps a concatenation of 13 characters or more as a 
   measurement. \`original ÷ kvlog\` is how many times faster kvlog layerMemory is than those numbers.
 - \`kvlog ÷ Map\` and \`kvlog ÷ best peer\` compare kvlog layerMemory with a raw \`Map\` and with the fastest of
   the libraries (role "peer" below) in this run; under 1× kvlog is faster.
-- kvlog layerLog \`always\` writes from ${alwaysFillConcurrency} fibers sharing the keys (a single fiber would measure one
-  \`fdatasync\` per put: see the durable-writes table); its µs/op is elapsed ÷ N. It runs up to
-  ${count(run.options.alwaysFillMaxKeys)} keys only (a durable fill is ~10× slower than an in-memory one).
+${sizeNotes.join("\n")}
 
 ![µs per write against the number of keys](bench-write.svg)
 
@@ -403,6 +419,7 @@ ${table(["subject", "put µs/op", "store B/key", "total B/key", "peak RSS"], row
 
 const durableSection = (run: BenchRun): string => {
   const columns = columnsOf(run, "durable")
+  const rawInRun = rawFlavourIds.filter((id) => runsSubject(run.options, "durable", id))
   const limit = (writers: number) => physicalLimit(run, writers)?.writesPerSecond
   const rows: Array<Array<string>> = []
   for (const column of columns) {
@@ -427,16 +444,28 @@ const durableSection = (run: BenchRun): string => {
   const durability = run.catalog.durable.map((subject) => `- **${subject.label}**: ${subject.durability}.`).join("\n")
   return `## 3. Durable writes: 32-byte values, acknowledged only once on disk
 
-Each subject in its own child process, files under the OS temp dir. After a short warm-up, each writer count runs
+${
+    run.options.inProcessSuites.has("durable")
+      ? "Each subject in turn inside the runner's process"
+      : "Each subject in its own child process"
+  }, files under the OS temp dir. After a short warm-up, each writer count runs
 ${run.options.reps ?? 3} timed windows of ${run.options.durableWindowMillis} ms; every writer puts a fresh key, waits for
 the acknowledgement, and puts the next. Throughput is the median over the windows; p50/p99 latency come from the
 window whose throughput is the median.
 
-\`÷ limit\` compares with the physical limit of the disk and Node at the same writer count: the **fastest of the
+${
+    rawInRun.length === rawFlavourIds.length
+      ? `\`÷ limit\` compares with the physical limit of the disk and Node at the same writer count: the **fastest of the
 three raw group-commit loops** in this run (no index, no framing, no checksums). Two of them append to the file, so
 each \`fdatasync\` also commits the file's new size; the third preallocates as kvlog's log does (1 MiB of zeros
 written ahead of the records, each batch written at its position), so its \`fdatasync\` has only data to commit.
-The append rows stay in the table to show what preallocation buys.
+The append rows stay in the table to show what preallocation buys.`
+      : `\`÷ limit\` compares with the physical limit of the disk and Node at the same writer count: the fastest raw
+group-commit loop in this run (${
+        rawInRun.map((id) => `\`${id}\``).join(", ") || "none"
+      }; no index, no framing, no checksums). The full run adds the
+two loops that append to the file instead of preallocating, to show what preallocation buys.`
+  }
 
 ${table(["subject", "writers", "writes/s", "p50 µs", "p99 µs", "÷ limit"], rows)}
 
@@ -528,7 +557,7 @@ const compactionSection = (run: BenchRun): string => {
 
 How long compaction of a large log takes, and the longest pause it imposes on writers. Each policy in its own
 child process: a log of ${count(keys)} puts (\`key\${i}\` → a 32-byte value) followed by ${count(keys)} overwrites is
-written once with \`fsync: "never"\` (untimed); ${
+written once per run with \`fsync: "never"\`, one put at a time (untimed), and every policy compacts copies of it; ${
     reps === 1 ? "the one repetition" : `each of the ${reps} repetitions`
   } copies it, opens the copy with
 \`KeyValueStore.makeLog({ path, fsync, compaction: { auto: false } })\` (replay untimed, then a forced GC),
@@ -615,7 +644,9 @@ const expirySection = (run: BenchRun): string => {
   })
   return `## 6. Expiry accuracy: ${count(run.options.expiryKeys)} keys, TTLs uniform in 1–2000 ms
 
-Every key gets its own TTL; then, until every key is reclaimed (or 10 s past the last deadline), a reader probes
+${
+    run.options.inProcessSuites.has("expiry") ? "Each subject in turn inside the runner's process. " : ""
+  }Every key gets its own TTL; then, until every key is reclaimed (or 10 s past the last deadline), a reader probes
 the keys whose deadline has just passed or is about to, plus random ones, and finally reads every key once more.
 Each store is judged on its own clock (kvlog: Effect's \`Clock\`, \`Date.now()\` in whole ms; the caches:
 \`performance.now()\`).
@@ -694,7 +725,13 @@ export const renderReport = (run: BenchRun): string => {
     `# Benchmarks
 
 Generated by \`${command}\` on ${run.startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC; the run took
-${clock(run.elapsedSeconds)}. Every run rewrites this file and the two charts: do not edit them by hand.
+${clock(run.elapsedSeconds)}.${
+      run.options.quick ? "\nA `--quick` run: fewer subjects, sizes and repetitions (see [Reproduce](#reproduce))." : ""
+    }
+
+The full run (\`npm run bench\`) rewrites \`${docsReport}\` and its two charts: do not edit them by hand. Every
+run, \`--quick\` included, writes its report, charts and raw \`results.json\` to a folder of its own,
+\`bench/results/<start time>/\`.
 
 The machine is shared and noisy: every figure is a median, and the comparisons that hold are the **ratios within
 one run**, not absolute figures across runs.${
@@ -721,10 +758,15 @@ Packages measured: ${machine.packages.map((name) => `\`${name}\``).join(", ")}.
 ## Reproduce
 
 \`\`\`sh
-npm ci && npm run bench -- --quick   # 100k and 1M keys, 3 repetitions: about 3 minutes
-npm run bench                        # 100k … 10M keys: about 25 minutes
+npm ci && npm run bench -- --quick   # about 2 minutes; prints the original library's tables
+npm run bench                        # the full run: every subject, 100k … 10M keys; rewrites ${docsReport}
 npm run bench -- --help              # --sizes, --subjects, --suites, --reps, --out, …
 \`\`\`
+
+Both print the original library's two tables on stdout beside its published figures, and end with the path of
+the run's results folder. \`--quick\` is the check to run after a change; it leaves \`docs/\` alone and measures:
+
+${quickPlan.map((line) => `- ${line}`).join("\n")}
 
 ## Targets
 

@@ -1,9 +1,10 @@
 /**
  * The two charts of the report, hand-written SVG with no dependencies:
  * µs/op against the number of keys, both axes logarithmic, one line per
- * subject of the seed's tables, the seed's published figures dashed.
+ * subject of the original library's tables, its published figures dashed.
  */
 import { type BenchRun, findCell } from "../BenchRun.ts"
+import { runsSubject } from "../cli.ts"
 import { seedFigureAt } from "../seedFigures.ts"
 import { count, micros, resultOf } from "./format.ts"
 
@@ -94,11 +95,11 @@ const lineChart = (title: string, yLabel: string, series: ReadonlyArray<Series>,
   return `${out.join("\n")}\n`
 }
 
-/** The write or read chart of the seed's tables (`key${i}` → `value${i}`). */
+/** The write or read chart of the original library's tables (`key${i}` → `value${i}`). */
 export const renderChart = (run: BenchRun, which: "write" | "read"): string => {
   const sizes = run.options.sizes
   const series: Array<Series> = run.catalog.seed
-    .filter((subject) => run.options.subjects === undefined || run.options.subjects.has(subject.id))
+    .filter((subject) => runsSubject(run.options, "seed", subject.id))
     .map((subject) => ({
       label: subject.label,
       dashed: false,

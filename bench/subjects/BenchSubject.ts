@@ -3,8 +3,8 @@
  * close, measured the way its users call it (Effect stores through
  * `yield*` inside one `Effect.gen`, the others through their plain methods).
  *
- * Each suite has its own kind of subject: in-memory stores for the seed's
- * tables and the TTL-heavy table, durable stores for acknowledged writes,
+ * Each suite has its own kind of subject: in-memory stores for the original
+ * library's tables and the TTL-heavy table, durable stores for acknowledged writes,
  * logs that can be replayed, and stores whose expiry can be watched.
  */
 import type { KeyValueStore } from "../../src/index.ts"
@@ -64,7 +64,7 @@ export interface OpenStore {
   readonly close: () => Promise<void>
 }
 
-/** A subject of the seed's tables and of the TTL-heavy table. */
+/** A subject of the original library's tables and of the TTL-heavy table. */
 export interface BenchSubject extends SubjectIdentity {
   readonly open: (options: OpenOptions) => Promise<OpenStore>
 }
@@ -135,6 +135,11 @@ export interface CompactionRun {
 
 /** A subject of the compaction table: a log that can be compacted while writers go on. */
 export interface CompactionSubject extends SubjectIdentity {
+  /**
+   * Subjects whose `prepare` writes the same log name the same kind here, so
+   * that a run prepares it once and each of them compacts a copy.
+   */
+  readonly preparedLogKind: string
   /**
    * Writes `keys[i] → value` for every key, then `overwrites` more puts over
    * the same keys in order, to a new log at `logPath` (quickly, untimed), and closes it.

@@ -7,11 +7,11 @@
 import { TTLCache } from "@isaacs/ttlcache"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { KeyValueStore as EffectKeyValueStore } from "effect/persistence"
+import * as EffectKeyValueStore from "effect/persistence/KeyValueStore"
 import { LRUCache } from "lru-cache"
 import type { BenchSubject, ExpiryStore, ExpirySubject, OpenStore, ReadTiming } from "./BenchSubject.ts"
 
-/** The TTL given to every key by the "with ttl" peers in the seed's tables (long enough that nothing expires during a run). */
+/** The TTL given to every key by the "with ttl" peers in the original library's tables (long enough that nothing expires during a run). */
 export const seedTableTtlMillis = 3_600_000
 
 const timeReads = (get: (key: string) => { readonly length: number } | undefined) =>
@@ -204,7 +204,7 @@ export const ttlCacheExpiry: ExpirySubject = {
         if (reason === "stale") onReclaim(key)
       }
     })
-    return Promise.resolve(ttlCacheExpiryStore(cache, () => cache.cancelTimers()))
+    return Promise.resolve(ttlCacheExpiryStore(cache, () => cache.cancelTimer()))
   }
 }
 

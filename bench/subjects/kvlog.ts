@@ -52,7 +52,7 @@ export const openKvlog = async (kvlog: KvlogModule, layer: Layer.Layer<KvlogTag,
 }
 
 /**
- * The seed-table operations on a kvlog store: sequential `yield* store.put`
+ * The operations of the original library's tables on a kvlog store: sequential `yield* store.put`
  * in one `Effect.gen`, or, with `writeConcurrency > 1`, that many fibers
  * sharing the keys (for durable stores, whose sequential put is one disk
  * sync each).

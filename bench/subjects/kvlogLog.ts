@@ -1,6 +1,6 @@
 /**
  * kvlog's log-backed subjects: `layerLog` with `fsync: "never"` and
- * `"always"` in the seed's tables, `"always"` in the durable-writes table,
+ * `"always"` in the original library's tables, `"always"` in the durable-writes table,
  * replay on open, and `makeLog` compacted under load with either policy.
  *
  * The registry adds them only when `KeyValueStore.layerLog` exists at run
@@ -36,7 +36,7 @@ export type KvlogLogLayer = (options: KvlogLogOptions) => Layer.Layer<KvlogTag, 
 export const kvlogLogLayer = (kvlog: KvlogModule): KvlogLogLayer | undefined =>
   "layerLog" in kvlog && typeof kvlog.layerLog === "function" ? (options) => kvlog.layerLog(options) : undefined
 
-/** Concurrent fibers filling a `"always"` store in the seed's write table (one fiber would measure one `fdatasync` per put). */
+/** Concurrent fibers filling a `"always"` store in the original library's write table (one fiber would measure one `fdatasync` per put). */
 export const alwaysFillConcurrency = 256
 
 /** `layerLog` with `fsync: "never"` or `"always"`, as a seed-table subject. */
@@ -146,6 +146,8 @@ export const kvlogCompaction = (kvlog: KvlogModule, fsync: "always" | "never"): 
   label: `kvlog makeLog ${fsync}`,
   role: "kvlog",
   description: `\`KeyValueStore.makeLog({ path, fsync: "${fsync}", compaction: { auto: false } })\` on a copy of the prepared log; writers are fibers doing \`yield* store.put(key, value)\` in a loop, and \`yield* store.compact\` runs in another fiber beside them.`,
+  // Every policy compacts a log prepared the same way: with "never", one batch per put.
+  preparedLogKind: "kvlog-never",
   prepare: (logPath, keys, overwrites, value) =>
     withLog(kvlog, { path: logPath, fsync: "never" }, (store) =>
       Effect.gen(function*() {

@@ -1,7 +1,7 @@
 /**
  * Which subjects each suite measures, in table order. kvlog's subjects are
- * registered only when kvlog loads, its log subjects only when `layerLog`
- * exists at run time, Redis only when `redis-server` is on PATH; every
+ * registered only when kvlog loads (its Promise API when `src/promise.ts`
+ * loads), its log subjects only when `layerLog` exists at run time, Redis only when `redis-server` is on PATH; every
  * subject left out is listed with the reason, so the tables can say so.
  */
 import type { SuiteName } from "../jobs.ts"
@@ -26,6 +26,7 @@ import {
   kvlogLogSubject,
   kvlogReplay
 } from "./kvlogLog.ts"
+import { kvlogPromiseMemory, loadKvlogPromise } from "./kvlogPromise.ts"
 import { rawAppend } from "./rawAppend.ts"
 import { redisAlways, redisServerAvailable } from "./redis.ts"
 
@@ -75,8 +76,14 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   const redis = redisServerAvailable()
   note("durable", "redis", "Redis (appendfsync always)", redis ? undefined : "skipped: redis-server not found")
 
+  const promiseLoad = await loadKvlogPromise()
+  note("seed", "kvlog-promise", "kvlog/promise openMemory", promiseLoad._tag === "Unavailable" ? promiseLoad.reason : undefined)
+
   const kvlogSeed: Array<BenchSubject> = []
   if (kvlog !== undefined) kvlogSeed.push(kvlogMemory(kvlog))
+  if (promiseLoad._tag === "Loaded") {
+    kvlogSeed.push({ ...kvlogPromiseMemory(promiseLoad.kvlogPromise), id: "kvlog-promise" })
+  }
   if (kvlog !== undefined && layerLog !== undefined) {
     kvlogSeed.push(
       kvlogLogSubject(kvlog, layerLog, "never"),
@@ -112,6 +119,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
 /** Every subject id any suite knows, for `--subjects` validation and `--help`. */
 export const knownSubjectIds: ReadonlyArray<string> = [
   "kvlog-memory",
+  "kvlog-promise",
   "kvlog-log-never",
   "kvlog-log-buffered",
   "kvlog-log-always",

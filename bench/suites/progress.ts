@@ -1,6 +1,22 @@
-/** Progress lines from a child process, on stderr (the runner forwards them, indented). */
-export const progress = (message: string): void => {
+/**
+ * Progress lines of a running job. In a child process they go to stderr and
+ * the runner forwards them, indented; a job run inside the runner's process
+ * hands them to the runner directly.
+ */
+let sink: (message: string) => void = (message) => {
   process.stderr.write(`${message}\n`)
+}
+
+/** Reports one line of progress. */
+export const progress = (message: string): void => sink(message)
+
+/** Sends progress lines to `onProgress` until the returned function is called. */
+export const redirectProgress = (onProgress: (message: string) => void): () => void => {
+  const previous = sink
+  sink = onProgress
+  return () => {
+    sink = previous
+  }
 }
 
 /** A figure with three significant digits, for progress lines. */

@@ -1,5 +1,5 @@
 /**
- * The seed's tables for one subject at one size, in a fresh child process:
+ * The original Python library's tables for one subject at one size, in a fresh child process:
  * write µs/op, read µs/op (random order), and memory per key.
  *
  * Keys and values are built before any timing. A warm-up run on up to 100k

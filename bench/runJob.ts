@@ -1,0 +1,38 @@
+/**
+ * Runs one `Job` in the current process and resolves with its result: what a
+ * child process does (`child.ts`), and what the runner does itself for the
+ * suites it keeps in its own process (`InProcessRun.ts`).
+ */
+import type { Job, JobResult } from "./jobs.ts"
+import type { SubjectIdentity } from "./subjects/BenchSubject.ts"
+import { loadCatalog } from "./subjects/registry.ts"
+import { runCompactionJob } from "./suites/compaction.ts"
+import { runDurableJob } from "./suites/durableWrites.ts"
+import { runExpiryJob } from "./suites/expiryAccuracy.ts"
+import { runReplayJob } from "./suites/replay.ts"
+import { runSeedJob, runTtlJob } from "./suites/seedTables.ts"
+
+const find = <S extends SubjectIdentity>(subjects: ReadonlyArray<S>, job: Job): S => {
+  const subject = subjects.find((candidate) => candidate.id === job.subject)
+  if (subject === undefined) throw new Error(`no ${job.suite} subject "${job.subject}" on this machine`)
+  return subject
+}
+
+/** Runs `job` against its subject from this process's catalog. */
+export const runJob = async (job: Job): Promise<JobResult> => {
+  const catalog = await loadCatalog()
+  switch (job.suite) {
+    case "seed":
+      return runSeedJob(job, find(catalog.seed, job))
+    case "ttl":
+      return runTtlJob(job, find(catalog.ttl, job))
+    case "durable":
+      return runDurableJob(job, find(catalog.durable, job))
+    case "replay":
+      return runReplayJob(job, find(catalog.replay, job))
+    case "compaction":
+      return runCompactionJob(job, find(catalog.compaction, job))
+    case "expiry":
+      return runExpiryJob(job, find(catalog.expiry, job))
+  }
+}
