@@ -103,6 +103,22 @@ export type FileOps = KeyValueStore.FileOps
 export type FileSystemCalls = KeyValueStore.FileSystemCalls
 
 /**
+ * A change the store made: see `Store.changes`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ChangeEvent = KeyValueStore.ChangeEvent
+
+/**
+ * Options of `Store.changes`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ChangesOptions = KeyValueStore.ChangesOptions
+
+/**
  * What `openMemory` takes beyond `KeyValueStore.MemoryOptions`.
  *
  * `clock`: the Effect `Clock` the store takes time from, for its TTLs and its
@@ -168,6 +184,17 @@ export interface Store extends AsyncDisposable {
    * after the loop (or iterate `keys()`).
    */
   readonly entries: () => AsyncIterable<readonly [string, Value]>
+  /**
+   * The changes the store makes (`ChangeEvent`: `Put`, `Delete`, `Expired`,
+   * `Cleared`, `Lagged`), from the first `next()` on, in the order they took
+   * effect. The iteration ends when the store closes. Writers never wait for
+   * it: with more than `bufferSize` events (default 4096) not yet taken, the
+   * next ones are dropped for this iteration and counted in a `Lagged`
+   * event. A bad `bufferSize` rejects the first `next()` with `InvalidInput`.
+   */
+  readonly changes: (options?: ChangesOptions) => AsyncIterable<ChangeEvent>
+  /** The store's name, the `store` attribute of its metrics. */
+  readonly name: string
   /** Rewrites the log to hold only the live entries (nothing to do in memory). */
   readonly compact: () => Promise<void>
   /** Diagnostics: entries in memory, the reaper's progress, the log. */
@@ -495,6 +522,14 @@ const makeStore = (service: KeyValueStore.KeyValueStoreService, scope: Scope.Clo
     keys: () => run("keys", service.keys),
     clear: () => run("clear", service.clear),
     entries: () => ({ [Symbol.asyncIterator]: iterate }),
+    changes: (options) => ({
+      [Symbol.asyncIterator]: () =>
+        closed
+          ? { next: () => refuse("changes") }
+          // Its rejections are the stream's own errors already (InvalidInput), never a wrapper.
+          : Stream.toAsyncIterable(service.changesWith(options ?? {}))[Symbol.asyncIterator]()
+    }),
+    name: service.name,
     compact: () => run("compact", service.compact),
     stats: () => run("stats", service.stats),
     writeStatus: () => run("writeStatus", service.writeStatus),

@@ -554,3 +554,58 @@ describe("entries holds the read lock while it is iterated", () => {
     expect((error as StoreClosed).operation).toBe("entries")
   }, 10_000)
 })
+
+describe("changes, through an async iterator", () => {
+  it("yields puts, deletes, expiries and clears in order, and ends when the store closes", async () => {
+    const clock = await makeTestClock()
+    const store = await openMemory({ clock, name: "watched" })
+    expect(store.name).toBe("watched")
+    const seen: Array<unknown> = []
+    const iterator = store.changes()[Symbol.asyncIterator]()
+    // The subscription starts with the first next(): start it, then write.
+    const first = iterator.next()
+    const collected = (async () => {
+      let result = await first
+      while (result.done !== true) {
+        seen.push(result.value)
+        result = await iterator.next()
+      }
+    })()
+    // Until the first pull has subscribed, a write is not seen: probe until one is.
+    for (let probes = 0; seen.length === 0; probes++) {
+      expect(probes).toBeLessThan(1_000)
+      await store.put("probe", "p")
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const probes = seen.length
+    await store.put("a", "1", { duration: 100 })
+    await store.delete("probe")
+    await adjust(clock, 100)
+    await store.clear()
+    await store.close()
+    await collected
+    expect(seen.slice(probes)).toEqual([
+      { _tag: "Put", key: "a", deadline: 100 },
+      { _tag: "Delete", key: "probe" },
+      { _tag: "Expired", key: "a", deadline: 100, reclaimedAt: 100, lateMillis: 0 },
+      { _tag: "Cleared" }
+    ])
+  })
+
+  it("a bufferSize below 2 rejects the first next() with InvalidInput, not a wrapper", async () => {
+    const store = await openMemory()
+    const error = await rejectionOf(store.changes({ bufferSize: 1 })[Symbol.asyncIterator]().next())
+    expect(error).toBeInstanceOf(InvalidInput)
+    expect((error as InvalidInput).message).toMatch(/bufferSize/)
+    await store.close()
+  })
+
+  it("after close, changes() rejects with StoreClosed", async () => {
+    const store = await openMemory()
+    await store.close()
+    const error = await rejectionOf(store.changes()[Symbol.asyncIterator]().next())
+    expect(error).toBeInstanceOf(StoreClosed)
+    expect((error as StoreClosed).operation).toBe("changes")
+  })
+})
+
