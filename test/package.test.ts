@@ -21,6 +21,13 @@ interface Example {
   readonly output: string
 }
 
+/** The README's test files: blocks marked `// example (vitest): <file>`, run with vitest. */
+export const readmeTestExamples = (readme: string): ReadonlyArray<Omit<Example, "output">> =>
+  Array.from(
+    readme.matchAll(/```ts\n\/\/ example \(vitest\): (\S+)\n([\s\S]*?)```/g),
+    (match) => ({ file: match[1], code: match[2] })
+  )
+
 /** The README's examples, each with the output it shows. */
 export const readmeExamples = (readme: string): ReadonlyArray<Example> => {
   const examples: Array<Example> = []
@@ -97,7 +104,11 @@ describe("the packed package", () => {
         "--no-fund",
         tarball,
         `effect@${installed("effect")}`,
-        `@types/node@${installed("@types/node")}`
+        `@types/node@${installed("@types/node")}`,
+        // The optional peers of kvlog/testing, which its example needs.
+        `@effect/vitest@${installed("@effect/vitest")}`,
+        `vitest@${installed("vitest")}`,
+        `fast-check@${installed("fast-check")}`
       ], project)
       // The peer dependency is effect, and nothing else is installed at run time.
       const lock = JSON.parse(fs.readFileSync(path.join(project, "package-lock.json"), "utf8"))
@@ -106,7 +117,11 @@ describe("the packed package", () => {
       assert.isUndefined(kvlogEntry.dependencies, "kvlog has no runtime dependencies")
       assert.deepStrictEqual(Object.keys(kvlogEntry.peerDependencies ?? {}).sort(), Object.keys(own.peerDependencies).sort())
 
-      for (const example of examples) fs.writeFileSync(path.join(project, "src", example.file), example.code)
+      const testExamples = readmeTestExamples(readme)
+      assert.isAtLeast(testExamples.length, 1, "the README shows the contract suite at work")
+      for (const example of [...examples, ...testExamples]) {
+        fs.writeFileSync(path.join(project, "src", example.file), example.code)
+      }
       const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc")
       for (const resolution of [{ module: "nodenext", moduleResolution: "nodenext" }, { module: "preserve", moduleResolution: "bundler" }]) {
         const config = `tsconfig.${resolution.moduleResolution}.json`
@@ -123,7 +138,32 @@ describe("the packed package", () => {
         assert.strictEqual(output.trimEnd(), example.output, `the output of ${example.file} is the README's`)
         outputs[example.file] = output.trimEnd()
       }
-      console.log(JSON.stringify({ package: { tarball: path.basename(tarball), files: shipped.length, node: process.version, outputs } }))
+      // kvlog/testing from the tarball, with its optional peers: the README's contract suite passes.
+      const vitest = path.join(project, "node_modules", "vitest", "vitest.mjs")
+      run(process.execPath, [
+        vitest,
+        "run",
+        "--reporter=json",
+        "--outputFile=vitest-report.json",
+        ...testExamples.map((example) => path.join("src", example.file))
+      ], project)
+      const report = JSON.parse(fs.readFileSync(path.join(project, "vitest-report.json"), "utf8")) as {
+        numPassedTests: number
+        numFailedTests: number
+        success: boolean
+      }
+      assert.isTrue(report.success)
+      assert.strictEqual(report.numFailedTests, 0)
+      assert.isAtLeast(report.numPassedTests, 20, "the contract suite registered its tests")
+      console.log(JSON.stringify({
+        package: {
+          tarball: path.basename(tarball),
+          files: shipped.length,
+          node: process.version,
+          outputs,
+          contractSuite: { passed: report.numPassedTests, failed: report.numFailedTests }
+        }
+      }))
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true })
     }
