@@ -171,7 +171,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     seedSizeCaps,
     subjects,
     suiteSubjects: quick
-      ? { seed: new Set(quickSeedSubjects), ttl: new Set(quickTtlSubjects), durable: new Set(quickDurableSubjects) }
+      ? { tables: new Set(quickSeedSubjects), ttl: new Set(quickTtlSubjects), durable: new Set(quickDurableSubjects) }
       : {},
     suites,
     reps,
@@ -204,7 +204,7 @@ const ids = (items: Iterable<string>) => {
 }
 const counts = (items: ReadonlyArray<number>) => ids(items.map(formatCount))
 const suiteTitles: Record<SuiteName, string> = {
-  seed: "original library's tables",
+  tables: "original library's tables",
   ttl: "TTL-heavy",
   durable: "durable-writes",
   replay: "replay",

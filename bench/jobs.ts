@@ -11,9 +11,9 @@ import type { ValueShape } from "./dataset.ts"
 export const resultPrefix = "BENCH_RESULT "
 
 /** The measurements the runner can make, one table (or group of tables) each. */
-export type SuiteName = "seed" | "ttl" | "durable" | "replay" | "compaction" | "expiry"
+export type SuiteName = "tables" | "ttl" | "durable" | "replay" | "compaction" | "expiry"
 
-export const suiteNames: ReadonlyArray<SuiteName> = ["seed", "ttl", "durable", "replay", "compaction", "expiry"]
+export const suiteNames: ReadonlyArray<SuiteName> = ["tables", "ttl", "durable", "replay", "compaction", "expiry"]
 
 /** Fields of every job. */
 interface JobBase {
@@ -24,7 +24,7 @@ interface JobBase {
 
 /** One column cell of the original library's tables: put N keys, read a random sample, measure memory. */
 export interface SeedJob extends JobBase {
-  readonly suite: "seed"
+  readonly suite: "tables"
   readonly keys: number
   readonly values: ValueShape
   readonly reps: number
@@ -92,7 +92,7 @@ export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | CompactionJob | Ex
 
 /** Medians over the repetitions of a seed-table job. */
 export interface SeedResult {
-  readonly suite: "seed"
+  readonly suite: "tables"
   readonly writeMicros: number
   readonly readMicros: number
   /** The store's own overhead: heap + off-heap growth over the fill, strings prebuilt, ÷ N. */

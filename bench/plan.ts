@@ -32,11 +32,11 @@ const scaledTimeout = (options: BenchOptions, baseSeconds: number, keys: number,
 export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<PlannedJob> => {
   const wanted = (suite: SuiteName) => (subject: { readonly id: string }) => runsSubject(options, suite, subject.id)
   const jobs: Array<PlannedJob> = []
-  if (options.suites.has("seed")) {
+  if (options.suites.has("tables")) {
     for (const values of ["short", "100b"] as const) {
       const sizes = values === "short" ? options.sizes : options.wideValueSizes
       for (const keys of sizes) {
-        for (const subject of catalog.seed.filter(wanted("seed"))) {
+        for (const subject of catalog.tables.filter(wanted("tables"))) {
           if (values === "100b" && options.wideValueSubjects !== undefined && !options.wideValueSubjects.has(subject.id)) {
             continue
           }
@@ -44,13 +44,13 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
           const cap = options.seedSizeCaps.get(subject.id)
           jobs.push({
             ...(cap !== undefined && keys > cap.maxKeys ? { skip: cap.reason } : {}),
-            suite: "seed",
+            suite: "tables",
             subject: subject.id,
             size: keys,
             values,
             timeoutSeconds: scaledTimeout(options, 90, keys, reps + 2, 20),
             job: (workDir) => ({
-              suite: "seed",
+              suite: "tables",
               subject: subject.id,
               workDir,
               keys,

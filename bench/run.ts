@@ -49,7 +49,7 @@ const describeOutcome = (outcome: CellOutcome): string => {
 
 /** A subject that ran out of memory or time at a size is not tried at larger ones. */
 const earlierFailure = (cells: ReadonlyArray<Cell>, planned: PlannedJob): string | undefined => {
-  if (planned.suite !== "seed" && planned.suite !== "replay") return undefined
+  if (planned.suite !== "tables" && planned.suite !== "replay") return undefined
   const failed = cells.find((cell) =>
     cell.suite === planned.suite && cell.subject === planned.subject && cell.values === planned.values &&
     cell.size < planned.size && (cell.outcome._tag === "OutOfMemory" || cell.outcome._tag === "Timeout")
@@ -138,7 +138,7 @@ const main = async (): Promise<void> => {
       const inProcess = options.inProcessSuites.has(planned.suite)
       const what = `${planned.suite} ${index + 1}/${jobs.length}: ${planned.subject}` +
         (planned.size > 0 ? `, ${formatCount(planned.size)}` : "") +
-        (planned.suite === "seed" ? ` keys, ${planned.values === "short" ? "value${i}" : "100-byte values"}` : "")
+        (planned.suite === "tables" ? ` keys, ${planned.values === "short" ? "value${i}" : "100-byte values"}` : "")
       const skipReason = planned.skip ?? earlierFailure(cells, planned)
       let outcome: CellOutcome
       if (skipReason !== undefined) {

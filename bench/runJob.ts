@@ -22,8 +22,8 @@ const find = <S extends SubjectIdentity>(subjects: ReadonlyArray<S>, job: Job): 
 export const runJob = async (job: Job): Promise<JobResult> => {
   const catalog = await loadCatalog()
   switch (job.suite) {
-    case "seed":
-      return runSeedJob(job, find(catalog.seed, job))
+    case "tables":
+      return runSeedJob(job, find(catalog.tables, job))
     case "ttl":
       return runTtlJob(job, find(catalog.ttl, job))
     case "durable":

@@ -37,7 +37,7 @@ const subject = (id: string, role: SubjectRole = "peer") => ({ id, label: `label
 
 /** Every subject the registry knows, as a catalog with nothing missing. */
 const fullCatalog = (): SubjectCatalog => ({
-  seed: [
+  tables: [
     subject("kvlog-memory", "kvlog"),
     subject("kvlog-promise", "kvlog"),
     subject("kvlog-log-never", "kvlog"),
@@ -48,7 +48,7 @@ const fullCatalog = (): SubjectCatalog => ({
     subject("lru-cache-ttl"),
     subject("ttlcache"),
     subject("effect-kvs")
-  ] as unknown as SubjectCatalog["seed"],
+  ] as unknown as SubjectCatalog["tables"],
   ttl: [subject("kvlog-memory", "kvlog"), subject("ttlcache"), subject("lru-cache-ttl"), subject("map-settimeout")] as never,
   durable: [
     subject("kvlog-log-always", "kvlog"),
@@ -65,7 +65,7 @@ const fullCatalog = (): SubjectCatalog => ({
 })
 
 const seedJobs = (jobs: ReadonlyArray<PlannedJob>, values: "short" | "100b" = "short") =>
-  jobs.filter((job) => job.suite === "seed" && job.values === values)
+  jobs.filter((job) => job.suite === "tables" && job.values === values)
 
 const sizesOf = (jobs: ReadonlyArray<PlannedJob>, id: string) =>
   jobs.filter((job) => job.subject === id && job.skip === undefined).map((job) => job.size)
@@ -81,7 +81,7 @@ describe("bench command line", () => {
 
   it("a partial run rewrites no report unless --out names one", () => {
     assert.isUndefined(options(["--sizes", "100k"]).out)
-    assert.isUndefined(options(["--suites", "seed"]).out)
+    assert.isUndefined(options(["--suites", "tables"]).out)
     assert.isUndefined(options(["--subjects", "map"]).out)
     assert.isUndefined(options(["--reps", "7"]).out)
     assert.strictEqual(options(["--quick", "--out", "elsewhere/report.md"]).out, "elsewhere/report.md")
@@ -100,22 +100,22 @@ describe("bench command line", () => {
   it("--quick keeps what the original library's tables compare and drops the slow log subjects", () => {
     const quick = options(["--quick"])
     for (const id of ["kvlog-memory", "kvlog-log-buffered", "map", "effect-kvs"]) {
-      assert.isTrue(runsSubject(quick, "seed", id), id)
+      assert.isTrue(runsSubject(quick, "tables", id), id)
     }
     for (const id of ["kvlog-log-never", "kvlog-log-always", "lru-cache-ttl"]) {
-      assert.isFalse(runsSubject(quick, "seed", id), id)
+      assert.isFalse(runsSubject(quick, "tables", id), id)
     }
     const full = options([])
     for (const id of ["kvlog-log-never", "kvlog-log-always", "lru-cache-ttl", "raw-fdatasync"]) {
-      assert.isTrue(runsSubject(full, "seed", id) && runsSubject(full, "durable", id), id)
+      assert.isTrue(runsSubject(full, "tables", id) && runsSubject(full, "durable", id), id)
     }
   })
 
   it("--subjects chooses the subjects, in --quick too", () => {
     const quick = options(["--quick", "--subjects", "map,kvlog-log-always"])
-    assert.isTrue(runsSubject(quick, "seed", "map"))
-    assert.isTrue(runsSubject(quick, "seed", "kvlog-log-always"))
-    assert.isFalse(runsSubject(quick, "seed", "kvlog-memory"))
+    assert.isTrue(runsSubject(quick, "tables", "map"))
+    assert.isTrue(runsSubject(quick, "tables", "kvlog-log-always"))
+    assert.isFalse(runsSubject(quick, "tables", "kvlog-memory"))
   })
 })
 
@@ -127,7 +127,7 @@ describe("bench plan", () => {
     }
     for (const job of jobs) {
       const built = job.job("/work", "/shared")
-      assert.strictEqual(built.suite === "seed" ? built.reps : 3, 3)
+      assert.strictEqual(built.suite === "tables" ? built.reps : 3, 3)
     }
   })
 
@@ -153,7 +153,7 @@ describe("bench plan", () => {
     const full = options([])
     const jobs = plan(full, fullCatalog())
     const sizes = [100_000, 500_000, 1_000_000, 5_000_000, 10_000_000]
-    for (const { id } of fullCatalog().seed) {
+    for (const { id } of fullCatalog().tables) {
       assert.deepStrictEqual(
         sizesOf(seedJobs(jobs), id),
         id === "kvlog-log-always" ? sizes.filter((size) => size <= 1_000_000) : sizes,
@@ -327,7 +327,7 @@ describe("compaction's prepared log", () => {
 })
 
 const seedResult = (writeMicros: number, readMicros: number, totalBytesPerKey: number): SeedResult => ({
-  suite: "seed",
+  suite: "tables",
   writeMicros,
   readMicros,
   storeBytesPerKey: totalBytesPerKey - 50,
@@ -339,7 +339,7 @@ const seedResult = (writeMicros: number, readMicros: number, totalBytesPerKey: n
 })
 
 const seedCell = (subjectId: string, size: number, outcome: Cell["outcome"]): Cell => ({
-  suite: "seed",
+  suite: "tables",
   subject: subjectId,
   size,
   values: "short",
@@ -350,12 +350,12 @@ const seedCell = (subjectId: string, size: number, outcome: Cell["outcome"]): Ce
 const quickRun = (): BenchRun => {
   const catalog = fullCatalog()
   return {
-    options: options(["--quick", "--suites", "seed"]),
-    argv: ["--quick", "--suites", "seed"],
+    options: options(["--quick", "--suites", "tables"]),
+    argv: ["--quick", "--suites", "tables"],
     machine: { cpuModel: "test", cores: 2, memoryGiB: 1, os: "test", node: "v24", v8: "13", packages: [] },
     startedAt: new Date("2026-12-02T01:00:00Z"),
     elapsedSeconds: 90,
-    catalog: { ...catalog, seed: catalog.seed.filter((s) => ["kvlog-memory", "map", "lru-cache"].includes(s.id)) },
+    catalog: { ...catalog, tables: catalog.tables.filter((s) => ["kvlog-memory", "map", "lru-cache"].includes(s.id)) },
     cells: [
       seedCell("kvlog-memory", 100_000, { _tag: "Ok", seconds: 2, result: seedResult(0.5, 1, 90) }),
       seedCell("map", 100_000, { _tag: "Ok", seconds: 2, result: seedResult(0.25, 0.2, 80) }),
@@ -364,7 +364,7 @@ const quickRun = (): BenchRun => {
       seedCell("map", 1_000_000, { _tag: "Ok", seconds: 5, result: seedResult(0.5, 0.5, 84) }),
       seedCell("lru-cache", 1_000_000, { _tag: "Skipped", reason: "--quick: 100k only" })
     ],
-    suiteSeconds: { seed: 20 }
+    suiteSeconds: { tables: 20 }
   }
 }
 
@@ -429,15 +429,15 @@ describe("raw results", () => {
     const run = quickRun()
     const parsed = JSON.parse(renderRawResults(run)) as {
       command: string
-      options: { suiteSubjects: { seed: Array<string> }; seedSizeCaps: Record<string, { maxKeys: number }> }
-      subjects: { seed: Array<Record<string, unknown>> }
+      options: { suiteSubjects: { tables: Array<string> }; seedSizeCaps: Record<string, { maxKeys: number }> }
+      subjects: { tables: Array<Record<string, unknown>> }
       cells: Array<Cell>
     }
-    assert.strictEqual(parsed.command, "npm run bench -- --quick --suites seed")
-    assert.include(parsed.options.suiteSubjects.seed, "kvlog-memory")
+    assert.strictEqual(parsed.command, "npm run bench -- --quick --suites tables")
+    assert.include(parsed.options.suiteSubjects.tables, "kvlog-memory")
     assert.strictEqual(parsed.options.seedSizeCaps["lru-cache"]!.maxKeys, 100_000)
     assert.deepStrictEqual(parsed.cells, JSON.parse(JSON.stringify(run.cells)))
-    assert.deepStrictEqual(Object.keys(parsed.subjects.seed[0]!).sort(), ["description", "id", "label", "role"])
+    assert.deepStrictEqual(Object.keys(parsed.subjects.tables[0]!).sort(), ["description", "id", "label", "role"])
   })
 })
 
@@ -448,7 +448,7 @@ describe("the runner", () => {
     try {
       const run = childProcess.spawnSync(
         process.execPath,
-        ["bench/run.ts", "--quick", "--suites", "seed", "--subjects", "map", "--sizes", "2000", "--results", results],
+        ["bench/run.ts", "--quick", "--suites", "tables", "--subjects", "map", "--sizes", "2000", "--results", results],
         { cwd: root, encoding: "utf8", timeout: 120_000 }
       )
       assert.strictEqual(run.status, 0, run.stderr)

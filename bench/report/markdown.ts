@@ -25,7 +25,7 @@ export interface Column {
 export const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = "short"): Array<Column> => {
   const wanted = (id: string) =>
     runsSubject(run.options, suite, id) &&
-    (suite !== "seed" || values === "short" || run.options.wideValueSubjects === undefined ||
+    (suite !== "tables" || values === "short" || run.options.wideValueSubjects === undefined ||
       run.options.wideValueSubjects.has(id))
   const measured: ReadonlyArray<SubjectIdentity> = run.catalog[suite]
   return [
@@ -39,7 +39,7 @@ export const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = 
 const primaryKvlog = "kvlog-memory"
 
 const seedResult = (run: BenchRun, subject: string, keys: number, values: ValueShape): SeedResult | undefined =>
-  resultOf(findCell(run, "seed", subject, keys, values), "seed")
+  resultOf(findCell(run, "tables", subject, keys, values), "tables")
 
 /** The fastest peer (role "peer") at a size by `metric`. */
 const bestPeer = (
@@ -49,7 +49,7 @@ const bestPeer = (
   metric: (result: SeedResult) => number
 ): { readonly label: string; readonly value: number } | undefined => {
   let best: { label: string; value: number } | undefined
-  for (const column of columnsOf(run, "seed", values)) {
+  for (const column of columnsOf(run, "tables", values)) {
     if (column.role !== "peer") continue
     const result = seedResult(run, column.id, keys, values)
     if (result !== undefined && (best === undefined || metric(result) < best.value)) {
@@ -65,7 +65,7 @@ const seedSizes = (run: BenchRun, values: ValueShape) =>
 /** A µs/op table of the original library's suite: sizes down, subjects across, its figure and kvlog's ratios beside. */
 const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read"): string => {
   const metric = (result: SeedResult) => (which === "write" ? result.writeMicros : result.readMicros)
-  const columns = columnsOf(run, "seed", values)
+  const columns = columnsOf(run, "tables", values)
   const withSeed = values === "short"
   const headers = [
     "keys",
@@ -81,8 +81,8 @@ const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read")
     const map = seedResult(run, "map", keys, values)
     const peer = bestPeer(run, keys, values, metric)
     const cells = columns.map((column) => {
-      const cell = findCell(run, "seed", column.id, keys, values)
-      const result = resultOf(cell, "seed")
+      const cell = findCell(run, "tables", column.id, keys, values)
+      const result = resultOf(cell, "tables")
       return result === undefined ? missingText(cell) : micros(metric(result))
     })
     return [
@@ -103,7 +103,7 @@ const timingTable = (run: BenchRun, values: ValueShape, which: "write" | "read")
 
 /** A bytes-per-key table of the original library's suite. */
 const memoryTable = (run: BenchRun, values: ValueShape, which: "total" | "store" | "rss"): string => {
-  const columns = columnsOf(run, "seed", values)
+  const columns = columnsOf(run, "tables", values)
   const withSeed = values === "short" && which === "total"
   const headers = [
     "keys",
@@ -115,8 +115,8 @@ const memoryTable = (run: BenchRun, values: ValueShape, which: "total" | "store"
     const figure = seedFigureAt(keys)
     const seedBytes = figure === undefined ? undefined : figure.memoryBytes / keys
     const cells = columns.map((column) => {
-      const cell = findCell(run, "seed", column.id, keys, values)
-      const result = resultOf(cell, "seed")
+      const cell = findCell(run, "tables", column.id, keys, values)
+      const result = resultOf(cell, "tables")
       if (result === undefined) return missingText(cell)
       switch (which) {
         case "total":
@@ -303,7 +303,7 @@ const seedSection = (run: BenchRun): string => {
   const parts: Array<string> = []
   const alwaysCap = run.options.seedSizeCaps.get("kvlog-log-always")
   const sizeNotes: Array<string> = []
-  if (runsSubject(run.options, "seed", "kvlog-log-always")) {
+  if (runsSubject(run.options, "tables", "kvlog-log-always")) {
     sizeNotes.push(`- kvlog layerLog \`always\` writes from ${alwaysFillConcurrency} fibers sharing the keys (a single fiber would measure one
   \`fdatasync\` per put: see the durable-writes table); its µs/op is elapsed ÷ N.${
       alwaysCap === undefined
@@ -313,7 +313,7 @@ const seedSection = (run: BenchRun): string => {
     }`)
   }
   for (const [id, cap] of run.options.seedSizeCaps) {
-    if (id !== "kvlog-log-always" && runsSubject(run.options, "seed", id)) {
+    if (id !== "kvlog-log-always" && runsSubject(run.options, "tables", id)) {
       sizeNotes.push(`- \`${id}\` runs up to ${count(cap.maxKeys)} keys only in this run.`)
     }
   }
@@ -668,7 +668,7 @@ ${
 
 const subjectsSection = (run: BenchRun): string => {
   const groups: Array<[string, SuiteName]> = [
-    ["The original library's tables", "seed"],
+    ["The original library's tables", "tables"],
     ["TTL-heavy", "ttl"],
     ["Durable writes", "durable"],
     ["Replay", "replay"],
@@ -697,7 +697,7 @@ ${missing.length === 0 ? "Every subject was available." : `### Not measured in t
 const failuresSection = (failures: ReadonlyArray<Cell>): string => {
   const lines = failures.map((cell) => {
     const where = `${cell.suite} · ${cell.subject}${cell.size > 0 ? ` · ${count(cell.size)}` : ""}${
-      cell.suite === "seed" && cell.values === "100b" ? " · 100-byte values" : ""
+      cell.suite === "tables" && cell.values === "100b" ? " · 100-byte values" : ""
     }`
     const outcome = cell.outcome
     const what = outcome._tag === "Timeout"
@@ -778,7 +778,7 @@ ${table(
       3
     )}`
   ]
-  if (run.options.suites.has("seed")) sections.push(seedSection(run))
+  if (run.options.suites.has("tables")) sections.push(seedSection(run))
   if (run.options.suites.has("ttl")) sections.push(ttlSection(run))
   if (run.options.suites.has("durable")) sections.push(durableSection(run))
   if (run.options.suites.has("replay")) sections.push(replaySection(run))

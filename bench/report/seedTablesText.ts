@@ -22,25 +22,25 @@ interface StoreRow {
 
 /** The stores measured at `keys`; those the plan left out at that size are listed once below the tables instead. */
 const storeRows = (run: BenchRun, keys: number): Array<StoreRow> =>
-  columnsOf(run, "seed").flatMap((column) => {
-    const cell = findCell(run, "seed", column.id, keys)
+  columnsOf(run, "tables").flatMap((column) => {
+    const cell = findCell(run, "tables", column.id, keys)
     if (cell?.outcome._tag === "Skipped") return []
-    return [{ label: column.label, result: resultOf(cell, "seed"), missing: missingText(cell) }]
+    return [{ label: column.label, result: resultOf(cell, "tables"), missing: missingText(cell) }]
   })
 
 /** Stores the plan left out at some size, and why: said once below the tables rather than in every row. */
 const skippedNote = (run: BenchRun): Array<string> => {
   const notes: Array<string> = []
-  for (const column of columnsOf(run, "seed")) {
+  for (const column of columnsOf(run, "tables")) {
     const skipped = run.options.sizes.flatMap((keys) => {
-      const outcome = findCell(run, "seed", column.id, keys)?.outcome
+      const outcome = findCell(run, "tables", column.id, keys)?.outcome
       return outcome?._tag === "Skipped" ? [{ keys, reason: outcome.reason }] : []
     })
     if (skipped.length > 0) {
       notes.push(`${column.label}: not at ${skipped.map((s) => count(s.keys)).join(", ")} (${skipped[0]!.reason})`)
     }
     if (column.role === "missing") {
-      const reason = run.catalog.missing.find((m) => m.suite === "seed" && m.id === column.id)?.reason ?? "n/a"
+      const reason = run.catalog.missing.find((m) => m.suite === "tables" && m.id === column.id)?.reason ?? "n/a"
       notes.push(`${column.label}: not measured (${reason})`)
     }
   }
@@ -94,7 +94,7 @@ const readTable = (run: BenchRun): string => {
 
 /** The two tables with a short preface and what was left out; empty when the run did not measure them. */
 export const renderSeedTablesText = (run: BenchRun): string => {
-  if (!run.options.suites.has("seed")) return ""
+  if (!run.options.suites.has("tables")) return ""
   const command = `npm run bench${run.argv.length > 0 ? ` -- ${run.argv.join(" ")}` : ""}`
   const reps = run.options.reps === undefined ? "5 repetitions up to 1M keys, 3 above" : `${run.options.reps} repetitions`
   const notes = skippedNote(run)

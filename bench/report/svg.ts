@@ -98,14 +98,14 @@ const lineChart = (title: string, yLabel: string, series: ReadonlyArray<Series>,
 /** The write or read chart of the original library's tables (`key${i}` → `value${i}`). */
 export const renderChart = (run: BenchRun, which: "write" | "read"): string => {
   const sizes = run.options.sizes
-  const series: Array<Series> = run.catalog.seed
-    .filter((subject) => runsSubject(run.options, "seed", subject.id))
+  const series: Array<Series> = run.catalog.tables
+    .filter((subject) => runsSubject(run.options, "tables", subject.id))
     .map((subject) => ({
       label: subject.label,
       dashed: false,
       emphasised: subject.role === "kvlog",
       points: sizes.flatMap((keys) => {
-        const result = resultOf(findCell(run, "seed", subject.id, keys), "seed")
+        const result = resultOf(findCell(run, "tables", subject.id, keys), "tables")
         return result === undefined ? [] : [{ x: keys, y: which === "write" ? result.writeMicros : result.readMicros }]
       })
     }))

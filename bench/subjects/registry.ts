@@ -40,7 +40,7 @@ export interface MissingSubject {
 
 /** Every subject of every suite, in the order of the tables' columns or rows. */
 export interface SubjectCatalog {
-  readonly seed: ReadonlyArray<BenchSubject>
+  readonly tables: ReadonlyArray<BenchSubject>
   readonly ttl: ReadonlyArray<BenchSubject>
   readonly durable: ReadonlyArray<DurableSubject>
   readonly replay: ReadonlyArray<ReplaySubject>
@@ -61,10 +61,10 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   const note = (suite: SuiteName, id: string, label: string, reason: string | undefined) => {
     if (reason !== undefined) missing.push({ suite, id, label, reason })
   }
-  note("seed", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
-  note("seed", "kvlog-log-never", "kvlog layerLog never", logMissing)
-  note("seed", "kvlog-log-buffered", "kvlog layerLog never, buffered", logMissing)
-  note("seed", "kvlog-log-always", "kvlog layerLog always", logMissing)
+  note("tables", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
+  note("tables", "kvlog-log-never", "kvlog layerLog never", logMissing)
+  note("tables", "kvlog-log-buffered", "kvlog layerLog never, buffered", logMissing)
+  note("tables", "kvlog-log-always", "kvlog layerLog always", logMissing)
   note("ttl", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
   note("durable", "kvlog-log-always", "kvlog layerLog always", logMissing)
   note("replay", "kvlog-log", "kvlog layerLog (replay on open)", logMissing)
@@ -77,7 +77,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   note("durable", "redis", "Redis (appendfsync always)", redis ? undefined : "skipped: redis-server not found")
 
   const promiseLoad = await loadKvlogPromise()
-  note("seed", "kvlog-promise", "kvlog/promise openMemory", promiseLoad._tag === "Unavailable" ? promiseLoad.reason : undefined)
+  note("tables", "kvlog-promise", "kvlog/promise openMemory", promiseLoad._tag === "Unavailable" ? promiseLoad.reason : undefined)
 
   const kvlogSeed: Array<BenchSubject> = []
   if (kvlog !== undefined) kvlogSeed.push(kvlogMemory(kvlog))
@@ -92,7 +92,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
     )
   }
   return {
-    seed: [...kvlogSeed, rawMap, lruCache, lruCacheWithTtl, ttlCache, effectKeyValueStore],
+    tables: [...kvlogSeed, rawMap, lruCache, lruCacheWithTtl, ttlCache, effectKeyValueStore],
     ttl: [...(kvlog === undefined ? [] : [kvlogMemory(kvlog)]), ttlCache, lruCacheWithTtl, mapWithTimerPerKey],
     durable: [
       ...(kvlog !== undefined && layerLog !== undefined ? [kvlogAlwaysDurable(kvlog, layerLog)] : []),

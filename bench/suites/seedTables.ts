@@ -137,7 +137,7 @@ export const runSeedJob = async (job: SeedJob, subject: BenchSubject): Promise<S
   }
   const storeBytesPerKey = median(repetitions.map((r) => r.storeBytesPerKey))
   return {
-    suite: "seed",
+    suite: "tables",
     writeMicros: median(repetitions.map((r) => (r.writeMillis * 1000) / job.keys)),
     readMicros: median(repetitions.map((r) => (r.readMillis * 1000) / order.length)),
     storeBytesPerKey,
