@@ -38,6 +38,7 @@ import { makeFaultyFileOps, nodeForTypeScript, tempDirectory } from "./support/l
 import {
   type Backend,
   backends,
+  failureOf,
   freshPersistenceLogPath,
   openPersistenceLog,
   withKvlogStore
@@ -46,11 +47,7 @@ import {
 type BackingStore = EffectPersistence.BackingPersistenceStore
 
 /** The `PersistenceError` `effect` fails with; fails the test if it succeeds or fails otherwise. */
-const persistenceError = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.map(Effect.flip(effect), (error) => {
-    assert.instanceOf(error, EffectPersistence.PersistenceError)
-    return error as EffectPersistence.PersistenceError
-  })
+const persistenceError = <A, E, R>(effect: Effect.Effect<A, E, R>) => failureOf(effect, EffectPersistence.PersistenceError)
 
 /**
  * Runs `test` with the backing stores `layerBacking` makes on a fresh kvlog

@@ -31,6 +31,7 @@ import {
   type Backend,
   backends,
   freshPersistenceLogPath,
+  failureOf,
   openPersistenceLog,
   withKvlogStore
 } from "./support/persistenceStores.ts"
@@ -46,11 +47,7 @@ const bytesOf = (value: unknown): Array<number> => {
 }
 
 /** The `KeyValueStoreError` `effect` fails with; fails the test if it succeeds or fails otherwise. */
-const kvsError = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.map(Effect.flip(effect), (error) => {
-    assert.instanceOf(error, EffectKeyValueStore.KeyValueStoreError)
-    return error as EffectKeyValueStore.KeyValueStoreError
-  })
+const kvsError = <A, E, R>(effect: Effect.Effect<A, E, R>) => failureOf(effect, EffectKeyValueStore.KeyValueStoreError)
 
 /**
  * Runs `test` with Effect's `KeyValueStore` built by `layerKeyValueStore` on a

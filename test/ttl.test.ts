@@ -21,6 +21,7 @@ import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import { KeyValueStore } from "../src/index.ts"
 import { contractSuite } from "../src/testing/ContractSuite.ts"
+import { durationCases } from "../src/testing/internal/contract/ttlOnTestClock.ts"
 import {
   awaitCondition,
   makeFiberCounter,
@@ -50,14 +51,7 @@ const makeStalledStore = () =>
 describe("a key put at t with duration d is readable before t + d and gone from t + d, by reads alone", () => {
   // The contract suite checks this with the reaper running, which reclaims
   // the key at its deadline; with it stalled, the reads alone must see the deadline.
-  it.effect.each([
-    { input: 100 as Duration.Input, d: 100, label: "100 (a number: milliseconds)" },
-    { input: "2 seconds" as Duration.Input, d: 2_000, label: "\"2 seconds\"" },
-    { input: "15 millis" as Duration.Input, d: 15, label: "\"15 millis\"" },
-    { input: Duration.minutes(1) as Duration.Input, d: 60_000, label: "Duration.minutes(1)" },
-    { input: { seconds: 3 } as Duration.Input, d: 3_000, label: "{ seconds: 3 }" },
-    { input: BigInt(7_000_000) as Duration.Input, d: 7, label: "7_000_000n (nanoseconds)" }
-  ])("duration $label, reaper stalled: get succeeds at t+d−1 ms and fails with KeyNotFound at t+d", ({ d, input }) =>
+  it.effect.each(durationCases)("duration $label, reaper stalled: get succeeds at t+d−1 ms and fails with KeyNotFound at t+d", ({ d, input }) =>
     Effect.gen(function*() {
       const store = yield* makeStalledStore()
       yield* atT

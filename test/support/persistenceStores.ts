@@ -3,6 +3,7 @@
  * (memory, or a log in a fresh temporary directory) on the test's clock, and
  * a log store the test closes and reopens itself.
  */
+import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import { KeyValueStore } from "../../src/index.ts"
@@ -39,3 +40,13 @@ export const freshPersistenceLogPath: Effect.Effect<string, never, Scope.Scope> 
 /** Opens the log at `path` with automatic compaction off, so that only the test compacts it. */
 export const openPersistenceLog = (path: string): Effect.Effect<OpenLog, KeyValueStore.LogOpenError> =>
   openLog({ path, compaction: { auto: false } })
+
+/** The error of class `ErrorClass` that `effect` fails with; fails the test if it succeeds or fails otherwise. */
+export const failureOf = <A, E, R, C>(
+  effect: Effect.Effect<A, E, R>,
+  ErrorClass: new(...args: Array<any>) => C
+): Effect.Effect<C, A, R> =>
+  Effect.map(Effect.flip(effect), (error) => {
+    assert.instanceOf(error, ErrorClass)
+    return error as unknown as C
+  })

@@ -26,41 +26,31 @@ export const applyPut = (
   now: number = deadline === Infinity ? 0 : core.clock.currentTimeMillisUnsafe()
 ): void => {
   core.counters.puts++
-  if (core.changes.active) return observedPut(core, key, value, deadline)
+  // With someone subscribed, an expired entry that this write replaces
+  // before the reaper reached it is reported as expired first, so every
+  // expiry is reported exactly once whoever removed the entry. (Replay never
+  // observes: nobody can subscribe before the open.)
+  const observed = core.changes.active
+  if (observed) {
+    now = core.clock.currentTimeMillisUnsafe()
+    reportExpiredBefore(core, key, now)
+  }
   if (deadline === Infinity) {
     core.index.set(key, value, deadline)
+    if (observed) core.changes.emit({ _tag: "Put", key, deadline: undefined })
   } else if (deadline <= now) {
     // Already expired: the put still replaces any earlier value, which is
-    // gone with it.
+    // gone with it. It took effect, and its TTL had run out when it did (the
+    // clock moved while it waited for the log): both are reported.
     core.index.removeLive(key, now)
+    if (observed) {
+      core.changes.emit({ _tag: "Put", key, deadline })
+      core.changes.emit({ _tag: "Expired", key, deadline, reclaimedAt: now, lateMillis: now - deadline })
+    }
   } else {
     core.index.set(key, value, deadline)
     core.reaper.scheduled(deadline)
-  }
-}
-
-/**
- * `applyPut` with someone subscribed to the changes. An expired entry that
- * the write replaces before the reaper reached it is reported as expired
- * first, so a subscriber sees every expiry exactly once whoever removed the
- * entry. (Replay never comes here: nobody can subscribe before the open.)
- */
-const observedPut = (core: StoreCore, key: string, value: Value, deadline: number): void => {
-  const now = core.clock.currentTimeMillisUnsafe()
-  reportExpiredBefore(core, key, now)
-  if (deadline === Infinity) {
-    core.index.set(key, value, deadline)
-    core.changes.emit({ _tag: "Put", key, deadline: undefined })
-  } else if (deadline <= now) {
-    // The put took effect, and its TTL had already run out when it did (the
-    // clock moved while it waited for the log): both things happened.
-    core.index.removeLive(key, now)
-    core.changes.emit({ _tag: "Put", key, deadline })
-    core.changes.emit({ _tag: "Expired", key, deadline, reclaimedAt: now, lateMillis: now - deadline })
-  } else {
-    core.index.set(key, value, deadline)
-    core.reaper.scheduled(deadline)
-    core.changes.emit({ _tag: "Put", key, deadline })
+    if (observed) core.changes.emit({ _tag: "Put", key, deadline })
   }
 }
 

@@ -28,19 +28,22 @@ const counts = (stats: KeyValueStore.StoreStats) => ({
   reclaimed: stats.reclaimed
 })
 
+/** Every form a duration can take, with the milliseconds it stands for. */
+export const durationCases: ReadonlyArray<{ readonly input: Duration.Input; readonly d: number; readonly label: string }> = [
+  { input: 100, d: 100, label: "100 (a number: milliseconds)" },
+  { input: "2 seconds", d: 2_000, label: "\"2 seconds\"" },
+  { input: "15 millis", d: 15, label: "\"15 millis\"" },
+  { input: Duration.minutes(1), d: 60_000, label: "Duration.minutes(1)" },
+  { input: { seconds: 3 }, d: 3_000, label: "{ seconds: 3 }" },
+  { input: BigInt(7_000_000), d: 7, label: "7_000_000n (nanoseconds)" }
+]
+
 export const ttlOnTestClockSection = (sut: StoreUnderTest): void => {
   const store = <A, E, R>(test: (store: Store) => Effect.Effect<A, E, R>) => withStore(sut, test)
   const stats = sut.supportsStats
 
   describe("a key put at t with duration d is readable before t + d and gone from t + d", () => {
-    it.effect.each([
-      { input: 100 as Duration.Input, d: 100, label: "100 (a number: milliseconds)" },
-      { input: "2 seconds" as Duration.Input, d: 2_000, label: "\"2 seconds\"" },
-      { input: "15 millis" as Duration.Input, d: 15, label: "\"15 millis\"" },
-      { input: Duration.minutes(1) as Duration.Input, d: 60_000, label: "Duration.minutes(1)" },
-      { input: { seconds: 3 } as Duration.Input, d: 3_000, label: "{ seconds: 3 }" },
-      { input: BigInt(7_000_000) as Duration.Input, d: 7, label: "7_000_000n (nanoseconds)" }
-    ])("duration $label: every read sees the key at t+d−1 ms and none sees it from t+d", ({ d, input }) =>
+    it.effect.each(durationCases)("duration $label: every read sees the key at t+d−1 ms and none sees it from t+d", ({ d, input }) =>
       store((store) =>
         Effect.gen(function*() {
           yield* atT
