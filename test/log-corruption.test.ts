@@ -8,6 +8,7 @@
  * a file that is not a log, or a log of format version 1, fails at offset 0.
  * The logs are written by the store itself under `fsync: "always"` (one
  * batch a write, each synced before the next), then damaged byte by byte.
+ * On every damaged log, `kvlog verify` is checked to say what the open does.
  */
 import { assert, describe, it } from "@effect/vitest"
 import type * as Duration from "effect/Duration"
@@ -28,6 +29,7 @@ import {
   viewValue,
   withLogStore
 } from "./support/logHarness.ts"
+import { assertVerifyAgreesWithOpen } from "./support/verifyAgreement.ts"
 
 type Write =
   | { readonly _tag: "Put"; readonly key: string; readonly value: KeyValueStore.Value; readonly duration?: Duration.Input }
@@ -84,12 +86,18 @@ const writeLog = (directory: string, extra: ReadonlyArray<Write> = []) =>
   })
 
 let copies = 0
-/** Writes `bytes` to a new file in `directory`; gives its path. */
-const copyOf = (directory: string, bytes: Uint8Array): string => {
-  const file = path.join(directory, `copy-${copies++}.log`)
-  fs.writeFileSync(file, bytes, { mode: 0o600 })
-  return file
-}
+/**
+ * Writes `bytes` to a new file in `directory`; gives its path. Every damaged
+ * log of this file passes through here, so each is also checked to get the
+ * verdict from `kvlog verify` that the open will act on (on copies of its own).
+ */
+const copyOf = (directory: string, bytes: Uint8Array): Effect.Effect<string> =>
+  Effect.gen(function*() {
+    const file = path.join(directory, `copy-${copies++}.log`)
+    yield* assertVerifyAgreesWithOpen(directory, bytes, file)
+    fs.writeFileSync(file, bytes, { mode: 0o600 })
+    return file
+  })
 
 const flipped = (bytes: Buffer, offset: number, bit: number): Buffer => {
   const copy = Buffer.from(bytes)
@@ -117,7 +125,7 @@ describe("damage to synced history", () => {
         for (const place of places) {
           for (const bit of [0, 7]) {
             const damaged = flipped(log.bytes, span.offset + place, bit)
-            const logPath = copyOf(directory, damaged)
+            const logPath = yield* copyOf(directory, damaged)
             const error = yield* expectCorrupted(logPath)
             const where = `batch ${index} at ${span.offset}, byte ${place}, bit ${bit}`
             assert.strictEqual(error.offset, span.offset, where)
@@ -135,7 +143,7 @@ describe("damage to synced history", () => {
       const directory = yield* tempDirectory("corrupt-trim")
       const log = yield* writeLog(directory)
       const span = log.spans[1]
-      const error = yield* expectCorrupted(copyOf(directory, flipped(log.batches, span.offset + 40, 2)))
+      const error = yield* expectCorrupted(yield* copyOf(directory, flipped(log.batches, span.offset + 40, 2)))
       assert.strictEqual(error.offset, span.offset)
     }))
 
@@ -144,7 +152,7 @@ describe("damage to synced history", () => {
       const directory = yield* tempDirectory("truncate")
       const log = yield* writeLog(directory)
       const bad = log.spans[3]
-      const logPath = copyOf(directory, flipped(log.bytes, bad.offset + 36, 1))
+      const logPath = yield* copyOf(directory, flipped(log.bytes, bad.offset + 36, 1))
       const logs = captureLogs()
       const state = yield* stateOfLog(logPath, { onCorruption: "truncate" }).pipe(Effect.provide(logs.layer))
       assertSameState(state, stateAfter(3))
@@ -165,7 +173,7 @@ describe("a torn tail", () => {
       const log = yield* writeLog(directory)
       for (let cut = 0; cut <= log.batches.length; cut++) {
         const whole = log.spans.filter((span) => span.offset + span.length <= cut).length
-        const logPath = copyOf(directory, log.batches.subarray(0, cut))
+        const logPath = yield* copyOf(directory, log.batches.subarray(0, cut))
         const logs = captureLogs()
         const state = yield* stateOfLog(logPath).pipe(Effect.provide(logs.layer))
         assertSameState(state, stateAfter(whole), `cut at ${cut}`)
@@ -191,7 +199,7 @@ describe("a torn tail", () => {
       for (let from = last.offset; from < last.offset + last.length; from++) {
         const damaged = Buffer.from(log.bytes)
         damaged.fill(0, from, last.offset + last.length)
-        const state = yield* stateOfLog(copyOf(directory, damaged))
+        const state = yield* stateOfLog(yield* copyOf(directory, damaged))
         assertSameState(state, stateAfter(writes.length - 1), `zeros from ${from}`)
       }
     }))
@@ -206,7 +214,7 @@ describe("a torn tail", () => {
       const page = Math.floor((last.offset + last.length / 2) / 4096) * 4096
       const damaged = Buffer.from(log.bytes)
       damaged.fill(0, page, page + 4096)
-      const logPath = copyOf(directory, damaged)
+      const logPath = yield* copyOf(directory, damaged)
       const logs = captureLogs()
       const state = yield* stateOfLog(logPath).pipe(Effect.provide(logs.layer))
       assertSameState(state, stateAfter(writes.length))
@@ -232,7 +240,7 @@ describe("a file that is not a log", () => {
   ])("$label: the open fails with LogCorrupted at offset 0 and the file is left as it was", ({ bytes }) =>
     Effect.gen(function*() {
       const directory = yield* tempDirectory("notalog")
-      const logPath = copyOf(directory, bytes)
+      const logPath = yield* copyOf(directory, bytes)
       const error = yield* expectCorrupted(logPath)
       assert.strictEqual(error.offset, 0)
       assert.isTrue(fs.readFileSync(logPath).equals(bytes))
@@ -256,7 +264,7 @@ describe("a file that is not a log", () => {
       frame.writeUInt32LE(~payload.length >>> 0, 4)
       frame.writeUInt32LE(zlib.crc32(payload), 8)
       const bytes = Buffer.concat([header, frame, payload])
-      const logPath = copyOf(directory, bytes)
+      const logPath = yield* copyOf(directory, bytes)
       const error = yield* expectCorrupted(logPath)
       assert.strictEqual(error.offset, 0)
       assert.include(error.message, "version 1")

@@ -100,7 +100,7 @@ const createLog = (filePath: string, ops: FileOps): void => {
  * replace the link instead of the log, and so that every spelling of one log
  * finds the same owner lock.
  */
-const realLogPath = (path: string): string => {
+export const realLogPath = (path: string): string => {
   const absolute = nodePath.resolve(path)
   try {
     return fs.realpathSync(absolute)
@@ -134,7 +134,7 @@ const replayInto = (core: StoreCore): RecordVisitor => {
  * beside it, so that what replay could not use is never destroyed: a torn
  * write and a damaged last batch look alike, and only a person can tell.
  */
-const keepDropped = (ops: FileOps, fd: number, filePath: string, from: number, to: number): string => {
+export const keepDropped = (ops: FileOps, fd: number, filePath: string, from: number, to: number): string => {
   const copyPath = `${filePath}.dropped-${from}-${Date.now()}`
   const copy = ops.createExclusive(copyPath)
   try {

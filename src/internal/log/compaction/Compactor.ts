@@ -59,7 +59,7 @@ const entriesPerClockCheck = 256
  */
 const syncEveryBytes = 4 * 1024 * 1024
 /** Bytes gathered before one `write()` of the new file. */
-const writeChunkBytes = 1024 * 1024
+export const writeChunkBytes = 1024 * 1024
 /** The rewrite buffer is copied over, writes going on, until it is this small… */
 const switchBelowBytes = 64 * 1024
 /** …or for this many turns, after which the rest is copied during the switch. */

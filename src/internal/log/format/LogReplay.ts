@@ -148,7 +148,7 @@ export const replayFile = (
             `the batch's checksums match but its records are malformed: ${malformed}`
           )
         }
-        applyRecords(chunk, recordsStart, recordsEnd, visitor)
+        applyRecords(chunk, recordsStart, recordsEnd, visitor, position)
         records += count
         batches++
         at = recordsEnd

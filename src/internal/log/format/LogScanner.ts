@@ -33,11 +33,12 @@ import {
 /**
  * Receives the records of a log in order. `deadline` is the absolute epoch
  * time in milliseconds from which the key is gone, or `Infinity` for none.
- * A `Uint8Array` value is a fresh copy the visitor may keep.
+ * A `Uint8Array` value is a fresh copy the visitor may keep. `offset` is the
+ * record's byte offset in the file (for tools that show where a record is).
  */
 export interface RecordVisitor {
-  readonly put: (key: string, value: string | Uint8Array, deadline: number) => void
-  readonly delete: (key: string) => void
+  readonly put: (key: string, value: string | Uint8Array, deadline: number, offset: number) => void
+  readonly delete: (key: string, offset: number) => void
   /** Told once, early, about how many records the whole log likely holds. */
   readonly expect?: (records: number) => void
 }
@@ -137,10 +138,11 @@ const payloadProblem = (buf: Buffer, start: number, end: number): string | undef
 }
 
 /**
- * Gives the records in `buf[start, end)` to `visitor`, in order. Only for
+ * Gives the records in `buf[start, end)` to `visitor`, in order, with their
+ * offsets in the file, where `buf[0]` is at file offset `base`. Only for
  * records `recordsProblem` has passed: it checks nothing itself.
  */
-export const applyRecords = (buf: Buffer, start: number, end: number, visitor: RecordVisitor): void => {
+export const applyRecords = (buf: Buffer, start: number, end: number, visitor: RecordVisitor, base = 0): void => {
   let at = start
   while (at < end) {
     const payloadEnd = at + recordHeaderLength + readU32(buf, at)
@@ -160,10 +162,11 @@ export const applyRecords = (buf: Buffer, start: number, end: number, visitor: R
           // A copy: the caller reuses `buf` for the next chunk.
           ? new Uint8Array(buf.buffer, buf.byteOffset + keyEnd, payloadEnd - keyEnd).slice()
           : decodeUtf8(buf, keyEnd, payloadEnd),
-        deadline
+        deadline,
+        base + at
       )
     } else {
-      visitor.delete(decodeUtf8(buf, at + recordHeaderLength + 6, payloadEnd))
+      visitor.delete(decodeUtf8(buf, at + recordHeaderLength + 6, payloadEnd), base + at)
     }
     at = payloadEnd
   }
