@@ -38,6 +38,29 @@ export const readmeExamples = (readme: string): ReadonlyArray<Example> => {
   return examples
 }
 
+/** One command of a README shell session, with what it prints (stdout and stderr as a terminal shows them). */
+interface TranscriptStep {
+  readonly command: string
+  readonly output: string
+}
+
+/** The README's shell sessions: ```console blocks that begin `# transcript: <name>`. */
+export const readmeTranscripts = (readme: string): ReadonlyArray<ReadonlyArray<TranscriptStep>> => {
+  const sessions: Array<Array<TranscriptStep>> = []
+  for (const match of readme.matchAll(/```console\n# transcript: \S+\n([\s\S]*?)```/g)) {
+    const steps: Array<TranscriptStep> = []
+    for (const line of match[1].split("\n")) {
+      if (line.startsWith("$ ")) steps.push({ command: line.slice(2), output: "" })
+      else if (steps.length > 0) steps[steps.length - 1] = { ...steps[steps.length - 1], output: steps[steps.length - 1].output + line + "\n" }
+    }
+    sessions.push(steps.map((step) => ({ ...step, output: step.output.replace(/\n+$/, "\n").replace(/^\n$/, "") })))
+  }
+  return sessions
+}
+
+/** What differs from one run of a session to the next: the time in the name of a repair's copy. */
+const normalizeTranscript = (text: string): string => text.replace(/\.dropped-(\d+)-\d+/g, ".dropped-$1-<time>")
+
 const run = (command: string, args: ReadonlyArray<string>, cwd: string): string => {
   const result = childProcess.spawnSync(command, args, {
     cwd,
@@ -83,7 +106,7 @@ describe("the packed package", () => {
       >
       const tarball = path.join(scratch, packed[0].filename)
       const shipped = packed[0].files.map((file) => file.path)
-      for (const entry of ["dist/index.js", "dist/index.d.ts", "dist/promise.js", "dist/Persistence.js", "dist/SchemaStore.js", "dist/testing/index.js", "README.md"]) {
+      for (const entry of ["dist/cli/bin.js", "dist/index.js", "dist/index.d.ts", "dist/promise.js", "dist/Persistence.js", "dist/SchemaStore.js", "dist/testing/index.js", "README.md"]) {
         assert.include(shipped, entry, `the tarball ships ${entry}`)
       }
       assert.isFalse(shipped.some((file) => file.startsWith("test/") || file.startsWith("bench/")), "no tests or benches in the tarball")
@@ -114,7 +137,9 @@ describe("the packed package", () => {
       const lock = JSON.parse(fs.readFileSync(path.join(project, "package-lock.json"), "utf8"))
       const kvlogEntry = lock.packages["node_modules/kvlog"]
       assert.strictEqual(kvlogEntry.version, own.version)
-      assert.isUndefined(kvlogEntry.dependencies, "kvlog has no runtime dependencies")
+      // Its one runtime dependency runs the kvlog command.
+      assert.deepStrictEqual(kvlogEntry.dependencies, own.dependencies)
+      assert.deepStrictEqual(Object.keys(own.dependencies), ["@effect/platform-node"])
       assert.deepStrictEqual(Object.keys(kvlogEntry.peerDependencies ?? {}).sort(), Object.keys(own.peerDependencies).sort())
 
       const testExamples = readmeTestExamples(readme)
@@ -130,6 +155,26 @@ describe("the packed package", () => {
           JSON.stringify({ compilerOptions: { ...consumerOptions, ...resolution }, include: ["src"] }, null, 2)
         )
         run(process.execPath, [tsc, "-p", config], project)
+      }
+
+      // The kvlog command from the tarball: npx finds it, and the README's session runs as shown.
+      const pathWithBins = [path.join(project, "node_modules", ".bin"), path.dirname(process.execPath), process.env.PATH].join(path.delimiter)
+      const help = childProcess.spawnSync("npx", ["--no-install", "kvlog", "--help"], {
+        cwd: project,
+        encoding: "utf8",
+        env: { ...process.env, PATH: pathWithBins }
+      })
+      assert.strictEqual(help.status, 0, help.stderr)
+      assert.include(help.stdout, "verify")
+      const transcripts = readmeTranscripts(readme)
+      assert.strictEqual(transcripts.length, 1, "the README shows one kvlog session")
+      for (const step of transcripts[0]) {
+        const ran = childProcess.spawnSync("bash", ["-c", `{ ${step.command}\n} 2>&1`], {
+          cwd: project,
+          encoding: "utf8",
+          env: { ...process.env, PATH: pathWithBins }
+        })
+        assert.strictEqual(normalizeTranscript(ran.stdout), normalizeTranscript(step.output), `$ ${step.command}`)
       }
 
       const outputs: Record<string, string> = {}

@@ -17,6 +17,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
+import * as nodePath from "node:path"
 import { Argument, Command, Flag, GlobalFlag } from "effect/cli"
 import * as KeyValueStore from "../KeyValueStore.ts"
 import { KeyNotFound } from "../internal/errors.ts"
@@ -135,7 +136,16 @@ const print = (...lines: ReadonlyArray<string>): Effect.Effect<void> =>
     process.stdout.write(lines.map((line) => line + "\n").join(""))
   })
 
+/** `path` relative to the working directory when it lies inside it. */
+const shortPath = (file: string): string => {
+  const relative = nodePath.relative(process.cwd(), file)
+  return relative.startsWith("..") || nodePath.isAbsolute(relative) ? file : relative
+}
+
 const grouped = (n: number): string => n.toLocaleString("en-US")
+
+/** `1 record`, `2 records`. */
+const count = (n: number, noun: string, plural = `${noun}s`): string => `${grouped(n)} ${n === 1 ? noun : plural}`
 
 const percent = (share: number): string => `${(share * 100).toFixed(share > 0 && share < 0.01 ? 2 : 0)}%`
 
@@ -179,14 +189,14 @@ const verdictLine = (path: string, checked: Verification): string => {
       const zeros = verdict.zerosAfter > 0
         ? `, then ${grouped(verdict.zerosAfter)} zero bytes written ahead, which an open trims`
         : ""
-      return `${path}: clean: ${grouped(checked.records)} records in ${grouped(checked.batches ?? 0)} batches, ${
-        grouped(checked.validEnd)
-      } bytes${zeros}`
+      return `${path}: clean: ${count(checked.records, "record")} in ${count(checked.batches ?? 0, "batch", "batches")}, ${
+        count(checked.validEnd, "byte")
+      }${zeros}`
     }
     case "TornTail":
       return `${path}: torn tail: ${grouped(verdict.bytes)} bytes from byte offset ${
         grouped(verdict.offset)
-      } would be dropped by an open (${verdict.reason}); ${grouped(checked.records)} records before it are intact`
+      } would be dropped by an open (${verdict.reason}); ${count(checked.records, "record")} before it ${checked.records === 1 ? "is" : "are"} intact`
     case "Corrupt":
       return `${path}: corrupt at byte offset ${grouped(verdict.offset)}: ${verdict.reason}; an open refuses this log`
   }
@@ -261,7 +271,7 @@ const stats = Command.make(
       `log                    ${log}`,
       `format version         ${s.formatVersion}`,
       `file size              ${grouped(s.fileBytes)} bytes`,
-      `records                ${grouped(s.records)} in ${grouped(s.batches ?? 0)} batches`,
+      `records                ${grouped(s.records)} in ${count(s.batches ?? 0, "batch", "batches")}`,
       `last record at         ${s.lastRecordOffset === undefined ? "(none)" : `byte offset ${grouped(s.lastRecordOffset)}`}`,
       `live keys              ${grouped(s.liveKeys)}`,
       `  with a TTL           ${grouped(s.liveKeysWithTtl)}`,
@@ -435,9 +445,9 @@ const load = Command.make(
       return yield* print(JSON.stringify({ path: log, loaded: live.length, expired, keys: result.keys }))
     }
     yield* print(
-      `loaded ${grouped(live.length)} entries into ${log}${
+      `loaded ${count(live.length, "entry", "entries")} into ${log}${
         expired > 0 ? `; skipped ${grouped(expired)} whose expiresAt had already passed` : ""
-      }; it now holds ${grouped(result.keys)} keys; all of it synced to disk`
+      }; it now holds ${count(result.keys, "key")}, synced to disk`
     )
   })
 ).pipe(
@@ -621,16 +631,16 @@ const repair = Command.make(
       ))
     }
     if (outcome._tag === "Intact") {
-      return yield* print(`${log}: nothing to repair: ${grouped(outcome.verification.records)} records, all intact`)
+      return yield* print(`${log}: nothing to repair: ${count(outcome.verification.records, "record")}, all intact`)
     }
     yield* print(
       `${log}: cut ${grouped(outcome.bytes)} bytes from byte offset ${grouped(outcome.offset)} (${
         outcome.cause === "TornTail" ? "a torn tail" : "corruption"
       }: ${outcome.reason})`,
-      `  ${grouped(outcome.recordsKept)} records kept; ${grouped(outcome.recordsLost)} records lost, in ${
-        grouped(outcome.batchesLost)
-      } batches whose headers were intact`,
-      `  the bytes cut off are in ${outcome.backup}`
+      `  ${count(outcome.recordsKept, "record")} kept; ${count(outcome.recordsLost, "record")} lost (as counted by ${
+        count(outcome.batchesLost, "intact batch header")
+      })`,
+      `  the bytes cut off are in ${shortPath(outcome.backup)}`
     )
   })
 ).pipe(

@@ -54,7 +54,7 @@ const program: Effect.Effect<number> = Command.run(kvlog, { version }).pipe(
         return ExitCode.Usage
       }
       const failure = describeFailure(error)
-      if (failure.message !== undefined) printError(failure.message)
+      if (failure.message) printError(failure.message)
       return failure.code
     })
   ),
