@@ -12,17 +12,21 @@
  *   KVLOG_FUZZ_SEED=1234 KVLOG_FUZZ_INPUTS=2000000 vitest run test/log-format-fuzz.test.ts
  *   KVLOG_FUZZ_SEED=1234 KVLOG_FUZZ_ONLY=849 ...   # just that input, its result printed
  */
+import * as Effect from "effect/Effect"
 import { describe, expect, it } from "vitest"
 import { batchHeaderLength, crc32, fileHeaderLength, writeU32 } from "../src/internal/log/format/LogFormat.ts"
 import { RecordEncoder } from "../src/internal/log/format/LogRecord.ts"
 import type { ReplayOptions, ReplayResult } from "../src/internal/log/format/LogReplay.ts"
 import { del, encodeLog, type EncodedLog, type Op, put, replayBytes } from "./support/logBatches.ts"
+import { tempDirectory } from "./support/logHarness.ts"
 import { seededRandom } from "./support/seededRandom.ts"
+import { assertVerifyAgreesWithOpen } from "./support/verifyAgreement.ts"
 
 const seed = process.env.KVLOG_FUZZ_SEED !== undefined
   ? Number(process.env.KVLOG_FUZZ_SEED) >>> 0
   : Math.floor(Math.random() * 2 ** 32)
 const inputs = Number(process.env.KVLOG_FUZZ_INPUTS ?? 100_000)
+const verifyEvery = 100
 
 type Random = () => number
 const below = (random: Random, n: number): number => Math.floor(random() * n)
@@ -243,7 +247,7 @@ const sameOp = (a: Op, b: Op): boolean => {
 // =============================================================================
 
 describe("replay fuzz", () => {
-  it(`never throws, does bounded work, and applies only a prefix of the original batches (${inputs} inputs)`, () => {
+  it(`never throws, does bounded work, and applies only a prefix of the original batches (${inputs} inputs)`, async () => {
     const poolRandom = seededRandom(seed)
     const encoder = new RecordEncoder(64)
     const pool = Array.from({ length: 96 }, () => makeBase(poolRandom, encoder))
@@ -251,6 +255,8 @@ describe("replay fuzz", () => {
     const outcomes = new Map<string, number>()
     const count = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
     let run = 0
+    // One input in `verifyEvery` is also written to a file, where `kvlog verify` must say what an open does.
+    const verifySamples: Array<{ readonly input: number; readonly bytes: Uint8Array }> = []
     for (let input = 0; input < inputs; input++) {
       const random = seededRandom((seed ^ Math.imul(input + 1, 0x9e3779b1)) >>> 0)
       const base = pick(random, pool)
@@ -289,6 +295,7 @@ describe("replay fuzz", () => {
           }
         }
         const { result, ops, bytesRead } = replayBytes(bytes, options)
+        if (input % verifyEvery === 0) verifySamples.push({ input, bytes: Uint8Array.from(bytes) })
         if (process.env.KVLOG_FUZZ_ONLY !== undefined) console.log(JSON.stringify({ resealed: [...resealedBatches], result, starts: base.log.starts, sizes: base.log.batches.map((b) => b.length), ops: ops.length }))
         run++
         byMutation.set(kind, byMutation.get(kind)! + 1)
@@ -332,6 +339,15 @@ describe("replay fuzz", () => {
       replayFuzz: { seed, inputs: run, throws: 0, outcomes: Object.fromEntries(outcomes), mutations: Object.fromEntries(byMutation) }
     }))
     expect(run).toBe(inputs)
+    const verdicts = { Clean: 0, TornTail: 0, Corrupt: 0 }
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const directory = yield* tempDirectory("fuzz-verify")
+      for (const sample of verifySamples) {
+        verdicts[(yield* assertVerifyAgreesWithOpen(directory, sample.bytes, `seed ${seed}, input ${sample.input}`))._tag]++
+      }
+    })))
+    console.log(JSON.stringify({ replayFuzzVerify: verdicts }))
+    if (inputs >= 10_000) for (const [verdict, n] of Object.entries(verdicts)) expect(n, verdict).toBeGreaterThan(0)
     // Every kind of damage ran, and replay reached every outcome.
     for (const [kind, n] of byMutation) expect(n, kind).toBeGreaterThan(inputs / mutations.length / 2)
     for (const outcome of ["Ok", "torn tail", "truncated", "Corrupt", "NotALog"]) {

@@ -186,6 +186,25 @@ export interface SimulationResult {
   readonly faults: CutFaults
   /** What happened, step by step, for a replay. */
   readonly trace: Array<string>
+  /** The log as the cut left it, before the reopen (absent if the cut left no log). */
+  readonly survivorLog: Uint8Array | undefined
+}
+
+/** The whole of `filePath` on `disk`, if it is there. */
+const fileOn = (disk: SimulatedDisk, filePath: string): Uint8Array | undefined => {
+  if (!disk.exists(filePath)) return undefined
+  const fd = disk.openExisting(filePath)
+  try {
+    const bytes = new Uint8Array(disk.size(fd))
+    for (let at = 0; at < bytes.length;) {
+      const n = disk.read(fd, bytes, at, bytes.length - at, at)
+      if (n === 0) break
+      at += n
+    }
+    return bytes
+  } finally {
+    disk.close(fd)
+  }
 }
 
 interface OpenStore {
@@ -317,6 +336,7 @@ export const runSimulation = (plan: Plan, logPath: string): Effect.Effect<Simula
 
     const survivor = disk.survivor(plan.survivorSeed)
     const now = yield* TestClock.testClockWith((clock) => Effect.sync(() => clock.currentTimeMillisUnsafe()))
+    const survivorLog = fileOn(survivor, logPath)
     const reopened = yield* open(survivor)
     let acknowledgedChecked = 0
     let losses = 0
@@ -343,6 +363,7 @@ export const runSimulation = (plan: Plan, logPath: string): Effect.Effect<Simula
       acknowledgedChecked,
       losses,
       tornTails,
+      survivorLog,
       faults: survivor.faults,
       trace
     } satisfies SimulationResult

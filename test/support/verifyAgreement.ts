@@ -66,5 +66,8 @@ export const assertVerifyAgreesWithOpen = (
         break
       }
     }
+    for (const name of fs.readdirSync(directory)) {
+      if (name === `verified-${n}.log` || name.startsWith(`opened-${n}.log`)) fs.rmSync(path.join(directory, name), { force: true })
+    }
     return verdict
   })
