@@ -6,6 +6,7 @@
 import { type BenchOptions, runsSubject } from "./cli.ts"
 import type { ValueShape } from "./dataset.ts"
 import type { Job, SuiteName } from "./jobs.ts"
+import { planPerfJobs } from "./perfPlan.ts"
 import type { SubjectCatalog } from "./subjects/registry.ts"
 
 /** A job to run, with where its result goes in the tables. */
@@ -168,6 +169,7 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
       })
     }
   }
+  jobs.push(...planPerfJobs(options, catalog, (suite, id) => runsSubject(options, suite, id)))
   return jobs
 }
 

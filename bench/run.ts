@@ -23,6 +23,7 @@ import { count as formatCount } from "./report/format.ts"
 import { renderReport } from "./report/markdown.ts"
 import { renderRawResults } from "./report/rawResults.ts"
 import { renderSeedTablesText } from "./report/seedTablesText.ts"
+import { renderTargetsText } from "./report/targetsText.ts"
 import { renderChart } from "./report/svg.ts"
 import { loadCatalog } from "./subjects/registry.ts"
 import { redisServerVersion } from "./subjects/redis.ts"
@@ -49,7 +50,7 @@ const describeOutcome = (outcome: CellOutcome): string => {
 
 /** A subject that ran out of memory or time at a size is not tried at larger ones. */
 const earlierFailure = (cells: ReadonlyArray<Cell>, planned: PlannedJob): string | undefined => {
-  if (planned.suite !== "tables" && planned.suite !== "replay") return undefined
+  if (planned.suite !== "tables" && planned.suite !== "replay" && planned.suite !== "perop") return undefined
   const failed = cells.find((cell) =>
     cell.suite === planned.suite && cell.subject === planned.subject && cell.values === planned.values &&
     cell.size < planned.size && (cell.outcome._tag === "OutOfMemory" || cell.outcome._tag === "Timeout")
@@ -201,7 +202,7 @@ const main = async (): Promise<void> => {
       ? `Rewritten: ${docs.map(relative).join(", ")}`
       : "docs/benchmarks.md and its charts were left alone (only the full run, npm run bench, rewrites them)."
   ]
-  process.stdout.write(`${renderSeedTablesText(run)}\n${where.join("\n")}\n`)
+  process.stdout.write(`${renderSeedTablesText(run)}${renderTargetsText(run)}\n${where.join("\n")}\n`)
 }
 
 await main()

@@ -7,12 +7,16 @@
 import { type BenchRun, type Cell, findCell } from "../BenchRun.ts"
 import { docsReport, quickPlan, runsSubject } from "../cli.ts"
 import type { ValueShape } from "../dataset.ts"
-import type { DurableWriters, SeedResult, SuiteName, WriterPhase } from "../jobs.ts"
+import type { DurableWriters, PerfSuiteName, SeedResult, SuiteName, WriterPhase } from "../jobs.ts"
 import { seedFigureAt } from "../seedFigures.ts"
 import type { SubjectIdentity, SubjectRole } from "../subjects/BenchSubject.ts"
 import { alwaysFillConcurrency } from "../subjects/kvlogLog.ts"
 import { rawFlavourIds } from "../subjects/rawAppend.ts"
 import { bytes, count, grouped, megabytes, micros, missingText, ratio, resultOf, table } from "./format.ts"
+import { perfTargets, perOpSection, tailsSection } from "./perfReport.ts"
+
+/** The suites whose subjects the registry's catalog lists (the cost-floor suites keep theirs in `perfPlan.ts`). */
+type CatalogSuite = Exclude<SuiteName, PerfSuiteName>
 
 /** A column or row of a table: a subject that ran, or one that could not. */
 export interface Column {
@@ -22,7 +26,7 @@ export interface Column {
 }
 
 /** The subjects of a suite in table order: those measured, then those that could not be. */
-export const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = "short"): Array<Column> => {
+export const columnsOf = (run: BenchRun, suite: CatalogSuite, values: ValueShape = "short"): Array<Column> => {
   const wanted = (id: string) =>
     runsSubject(run.options, suite, id) &&
     (suite !== "tables" || values === "short" || run.options.wideValueSubjects === undefined ||
@@ -166,13 +170,16 @@ const physicalLimit = (
 const fewMillis = 5
 
 /** One target of the project: the rule, whether this run reached it, and the figures behind the verdict. */
-interface Target {
+export interface Target {
   readonly rule: string
   readonly reached: boolean | undefined
   readonly figures: string
 }
 
-const verdict = (reached: boolean | undefined) => (reached === undefined ? "not measured" : reached ? "yes" : "**no**")
+export const verdict = (reached: boolean | undefined) => (reached === undefined ? "not measured" : reached ? "yes" : "**no**")
+
+/** Every target of the project, the cost-floor ones last: for the report and the runner's stdout. */
+export const allTargets = (run: BenchRun): Array<Target> => [...targets(run), ...perfTargets(run)]
 
 const targets = (run: BenchRun): Array<Target> => {
   const result: Array<Target> = []
@@ -474,7 +481,7 @@ What "on disk" means for each:
 ${durability}`
 }
 
-const reasonFor = (run: BenchRun, suite: SuiteName, id: string): string =>
+const reasonFor = (run: BenchRun, suite: CatalogSuite, id: string): string =>
   run.catalog.missing.find((missing) => missing.suite === suite && missing.id === id)?.reason ?? "n/a"
 
 const replaySection = (run: BenchRun): string => {
@@ -667,7 +674,7 @@ ${
 }
 
 const subjectsSection = (run: BenchRun): string => {
-  const groups: Array<[string, SuiteName]> = [
+  const groups: Array<[string, CatalogSuite]> = [
     ["The original library's tables", "tables"],
     ["TTL-heavy", "ttl"],
     ["Durable writes", "durable"],
@@ -774,7 +781,7 @@ Goals the project set for the bench and the log; goals, not test assertions.
 
 ${table(
       ["target", "reached", "this run"],
-      targets(run).map((target) => [target.rule, verdict(target.reached), target.figures]),
+      allTargets(run).map((target) => [target.rule, verdict(target.reached), target.figures]),
       3
     )}`
   ]
@@ -784,6 +791,8 @@ ${table(
   if (run.options.suites.has("replay")) sections.push(replaySection(run))
   if (run.options.suites.has("compaction")) sections.push(compactionSection(run))
   if (run.options.suites.has("expiry")) sections.push(expirySection(run))
+  if (run.options.suites.has("perop")) sections.push(perOpSection(run))
+  if (run.options.suites.has("tails")) sections.push(tailsSection(run))
   sections.push(subjectsSection(run))
   if (failures.length > 0) sections.push(failuresSection(failures))
   return `${sections.join("\n\n")}\n`
