@@ -28,6 +28,28 @@ const probesAroundDeadline = 8
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+/**
+ * The keys' indices in deadline order, to the millisecond (a counting sort:
+ * one pass, a few milliseconds for 100k keys). Deadlines keep falling while
+ * this runs, and the store can reclaim nothing while the runner holds the
+ * thread: a comparison sort of 100k keys held it ~50 ms, which showed as
+ * reclaim lag of up to 50 ms on the keys whose deadlines fell meanwhile.
+ */
+const orderByDeadline = (deadlines: Float64Array): Uint32Array => {
+  let first = Infinity
+  let last = -Infinity
+  for (const deadline of deadlines) {
+    if (deadline < first) first = deadline
+    if (deadline > last) last = deadline
+  }
+  const buckets = new Uint32Array(Math.floor(last - first) + 2)
+  for (const deadline of deadlines) buckets[Math.floor(deadline - first) + 1]!++
+  for (let i = 1; i < buckets.length; i++) buckets[i]! += buckets[i - 1]!
+  const order = new Uint32Array(deadlines.length)
+  for (let i = 0; i < deadlines.length; i++) order[buckets[Math.floor(deadlines[i]! - first)]!++] = i
+  return order
+}
+
 /** Runs an expiry-accuracy job. */
 export const runExpiryJob = async (job: ExpiryJob, subject: ExpirySubject): Promise<ExpiryResult> => {
   const count = job.keys
@@ -94,8 +116,10 @@ export const runExpiryJob = async (job: ExpiryJob, subject: ExpirySubject): Prom
   }
   progress(`put ${count} keys; probing until all are reclaimed`)
 
-  const byDeadline = Array.from({ length: count }, (_, i) => i).sort((a, b) => latestDeadline[a]! - latestDeadline[b]!)
+  await yieldToEventLoop()
+  const byDeadline = orderByDeadline(latestDeadline)
   const lastDeadline = latestDeadline[byDeadline[count - 1]!]!
+  await yieldToEventLoop()
   let cursor = 0
   let random = 12345
   while (reclaimed < count && now() < lastDeadline + graceMillis) {
