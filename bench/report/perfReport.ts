@@ -214,7 +214,7 @@ export const tailsSection = (run: BenchRun): string => {
   return `## Buffered tails: ${tailsWriters} writers, puts acknowledged at once
 
 kvlog's log with \`acknowledge: "buffered"\` and automatic compaction off, in a child process of its own, nothing else
-running: after a 0.3 s warm-up, each of ${run.options.reps ?? 3} windows of ${
+running: after a warm-up window, each of ${run.options.reps ?? 3} windows of ${
     run.options.quick ? 500 : 2_000
   } ms runs ${tailsWriters} writer fibers that each put a fresh key (a 32-byte value), wait for the
 acknowledgement and put the next. Such a put waits for no disk: its latency is how long the thread was held elsewhere —

@@ -32,7 +32,8 @@ export const runTailsJob = async (job: TailsJob, subject: TailsSubject): Promise
   const windows: Array<TailsWindow> = []
   try {
     await store.prefill(keys, value)
-    await store.runWriters(job.writers, 300, keys, value)
+    // A warm-up window as long as the measured ones (the latency buffer is sized then, not inside a window).
+    await store.runWriters(job.writers, job.windowMillis, keys, value)
     for (let rep = 1; rep <= job.reps; rep++) {
       const from = performance.now()
       const run = await store.runWriters(job.writers, job.windowMillis, keys, value)
