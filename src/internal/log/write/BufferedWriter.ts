@@ -32,11 +32,11 @@ import type { LogWriter } from "./LogWriter.ts"
 /** Bytes buffered before a write flushes them inline instead of waiting for the writer fiber. */
 export const flushThreshold = 256 * 1024
 
-/**
- * Writes between two yields of the writing fibers while several fibers write,
- * or while a compaction runs (see `yieldIfShared`).
- */
+/** Writes between two yields of the writing fibers while several fibers write (see `yieldIfShared`). */
 export const writesPerYieldWhileShared = 128
+
+/** The same while a compaction runs: it needs turns of the thread too, and more often. */
+export const writesPerYieldWhileCompacting = 32
 
 /**
  * How many writes after the last one made by another fiber the writers are
@@ -105,9 +105,9 @@ export const startBufferedWriter = (
     // for every other writer's whole turn: 64 writers made the worst put
     // ~110 ms while the median was 0.6 µs. And a compaction would get a turn
     // only every few such slices, and never catch up. So while more than one
-    // fiber writes, or a compaction runs, the writers yield every
-    // `writesPerYieldWhileShared` writes between them; a lone writer never
-    // yields for this.
+    // fiber writes the writers yield every `writesPerYieldWhileShared` writes
+    // between them, and every `writesPerYieldWhileCompacting` while a
+    // compaction runs; a lone writer otherwise never yields for this.
     let writesSinceYield = 0
     let writes = 0
     let lastWriter: Fiber.Fiber<unknown, unknown> | undefined
@@ -118,8 +118,13 @@ export const startBufferedWriter = (
         if (lastWriter !== undefined) lastSwitch = writes
         lastWriter = writer
       }
-      const shared = ++writes - lastSwitch < sharedForWrites || file.rewriting
-      if (!shared || ++writesSinceYield < writesPerYieldWhileShared) return outcome
+      writes++
+      const turn = file.rewriting
+        ? writesPerYieldWhileCompacting
+        : writes - lastSwitch <= sharedForWrites
+        ? writesPerYieldWhileShared
+        : Infinity
+      if (++writesSinceYield < turn) return outcome
       writesSinceYield = 0
       return Effect.flatMap(Effect.yieldNow, () => outcome)
     }
