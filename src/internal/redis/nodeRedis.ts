@@ -1,0 +1,89 @@
+/**
+ * Commands over node-redis: a client made by `@effect/platform-node`'s
+ * `NodeRedis` layer, or a cluster client. Unlike Effect's `Redis` service,
+ * node-redis takes an `AbortSignal` per command: an operation that is
+ * interrupted (by its timeout, or by its caller) before its command was
+ * written to the socket, as while the client reconnects, removes the command
+ * from the client's queue, so it is never sent later.
+ *
+ * Only `kvlog/redis` imports this module: `kvlog` itself does not load the
+ * `redis` package.
+ */
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { createCluster, type RedisClusterOptions } from "redis"
+import { InvalidInput, StorageError } from "../errors.ts"
+import type { RedisCommands, SendCommand } from "./RedisCommands.ts"
+
+/** What `NodeRedis.layer` takes: node-redis client options, and Effect's pool options for `Redis.reserve`. */
+export type NodeRedisOptions = NonNullable<Parameters<typeof NodeRedis.layer>[0]>
+
+type NodeRedisClient = NodeRedis.NodeRedis["Service"]["client"]
+
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/** Sends through one node-redis client, aborting a command not yet written if the operation is interrupted. */
+const clientSender = (client: () => Promise<NodeRedisClient> | NodeRedisClient): SendCommand => (args) =>
+  Effect.tryPromise({
+    try: async (signal) => (await client()).sendCommand(args as Array<string>, { abortSignal: signal }),
+    catch: identity
+  })
+
+/** Commands over a client of `NodeRedis.layer(options)`, built in the current scope and closed with it. */
+export const connectNodeRedis = (
+  options: NodeRedisOptions | undefined
+): Effect.Effect<RedisCommands, StorageError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(NodeRedis.layer(options)).pipe(
+      Effect.mapError((error) =>
+        new StorageError({ message: `could not connect to Redis: ${messageOf(error.cause)}`, cause: error.cause })
+      )
+    )
+    const client = Context.get(context, NodeRedis.NodeRedis).client
+    const send = clientSender(() => client)
+    return { label: "Redis", send: (_key, args) => send(args), masters: Effect.succeed([send]) }
+  })
+
+/**
+ * Commands over a node-redis cluster client, connected in the current scope
+ * and closed with it. A command goes to the master of its key's slot;
+ * node-redis follows `MOVED` (refreshing its slot map) and `ASK` (for a slot
+ * being migrated) by itself.
+ */
+export const connectCluster = (
+  options: RedisClusterOptions
+): Effect.Effect<RedisCommands, InvalidInput | StorageError, Scope.Scope> =>
+  Effect.gen(function*() {
+    if (options === null || typeof options !== "object" || !Array.isArray(options.rootNodes)) {
+      return yield* Effect.fail(
+        new InvalidInput({ message: "cluster must be node-redis's createCluster options, with a rootNodes array" })
+      )
+    }
+    const runSync = Effect.runSyncWith(yield* Effect.context<never>())
+    const cluster = yield* Effect.acquireRelease(
+      Effect.sync(() => createCluster(options)),
+      (cluster) => Effect.ignoreCause(Effect.tryPromise(() => cluster.close()))
+    )
+    // node-redis rethrows an `error` event nobody listens to, which would end
+    // the process on a passing socket failure; commands report their own.
+    cluster.on("error", (cause) => {
+      runSync(Effect.logWarning("kvlog Redis cluster client error", cause))
+    })
+    yield* Effect.tryPromise({
+      try: () => cluster.connect(),
+      catch: (cause) => new StorageError({ message: `could not connect to the Redis cluster: ${messageOf(cause)}`, cause })
+    })
+    return {
+      label: "Redis Cluster",
+      send: (key, args) =>
+        Effect.tryPromise({
+          try: (signal) => cluster.sendCommand(key, undefined, args as Array<string>, { abortSignal: signal }),
+          catch: identity
+        }),
+      masters: Effect.sync(() => cluster.masters.map((master) => clientSender(() => cluster.nodeClient(master))))
+    } satisfies RedisCommands
+  })
