@@ -4,8 +4,12 @@
  * when its layer is released, so the server stays small and `SCAN`s fast.
  */
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { KeyValueStore } from "../../src/index.ts"
 import * as RedisStore from "../../src/RedisStore.ts"
@@ -19,7 +23,7 @@ export const freshPrefix = (label = "t"): string =>
 type Store = KeyValueStore.KeyValueStoreService
 
 /** Provides the store, and clears its prefix when the layer is released. */
-const clearedOnRelease = <E>(make: Effect.Effect<Store, E, Scope.Scope>) =>
+const clearedOnRelease = <E, R>(make: Effect.Effect<Store, E, R | Scope.Scope>) =>
   Layer.effect(
     KeyValueStore.KeyValueStore,
     Effect.tap(make, (store) => Effect.addFinalizer(() => Effect.ignoreCause(store.clear)))
@@ -40,3 +44,23 @@ export const clusterLayerOn = (
   rootNodes: ReadonlyArray<{ readonly url: string }>,
   options: Partial<KeyValueStore.RedisOptions> = {}
 ) => clearedOnRelease(RedisStore.makeCluster({ prefix: freshPrefix("c"), cluster: { rootNodes: [...rootNodes] }, ...options }))
+
+/**
+ * Where a failed exit carries its `StorageError`: as the typed failure (the
+ * operations whose types have it) or as the defect (the reads, whose types
+ * do not); `undefined` when it carries none.
+ */
+export const storageErrorIn = (
+  exit: Exit.Exit<unknown, unknown>
+): { readonly channel: "failure" | "defect"; readonly error: KeyValueStore.StorageError } | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const failure = Cause.findErrorOption(exit.cause)
+  if (Option.isSome(failure) && failure.value instanceof KeyValueStore.StorageError) {
+    return { channel: "failure", error: failure.value }
+  }
+  const defect = Cause.findDefect(exit.cause)
+  if (Result.isSuccess(defect) && defect.success instanceof KeyValueStore.StorageError) {
+    return { channel: "defect", error: defect.success }
+  }
+  return undefined
+}
