@@ -284,3 +284,19 @@ export const startRedisCluster = async (): Promise<RedisClusterServers> => {
     }
   }
 }
+
+/**
+ * Bytes that clients have sent to the server on `port` and the server has
+ * not read yet (Linux's `/proc/net/tcp`, IPv4): with the server paused by
+ * SIGSTOP, proof that commands are on their way, in flight.
+ */
+export const unreadBytesAt = (port: number): number => {
+  let total = 0
+  for (const line of fs.readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local, , state, queues] = line.trim().split(/\s+/)
+    // State 01 is ESTABLISHED; the server's end of a connection has its port as the local one.
+    if (state !== "01" || local === undefined || parseInt(local.split(":")[1], 16) !== port) continue
+    total += parseInt(queues.split(":")[1], 16)
+  }
+  return total
+}
