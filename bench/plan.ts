@@ -40,10 +40,12 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
           if (values === "100b" && options.wideValueSubjects !== undefined && !options.wideValueSubjects.has(subject.id)) {
             continue
           }
-          const reps = repsFor(options, keys)
           const cap = options.seedSizeCaps.get(subject.id)
+          if (values === "100b" && cap?.shortValuesOnly === true) continue
+          const reps = repsFor(options, keys)
+          const capped = cap !== undefined && (keys > cap.maxKeys || (cap.sizes !== undefined && !cap.sizes.includes(keys)))
           jobs.push({
-            ...(cap !== undefined && keys > cap.maxKeys ? { skip: cap.reason } : {}),
+            ...(capped ? { skip: cap.reason } : {}),
             suite: "tables",
             subject: subject.id,
             size: keys,

@@ -33,6 +33,13 @@ const slackMillis = 1_500
 const privateServer = (options: { readonly appendfsync?: "always" } = {}): Effect.Effect<RedisServer, never, Scope.Scope> =>
   Effect.acquireRelease(Effect.promise(() => startRedisServer(options)), (server) => Effect.promise(() => server.stop()))
 
+/**
+ * Resumes a paused server when the test's scope closes, before the store's
+ * client: closing the client waits for the replies of its commands in
+ * flight, which a paused server would never send.
+ */
+const resumeOnExit = (server: RedisServer) => Effect.addFinalizer(() => Effect.sync(() => server.signal("SIGCONT")))
+
 /** Both ways to build the store: through Effect's `Redis` service, and with a node-redis client of its own. */
 const makers: ReadonlyArray<{
   readonly label: string
@@ -81,6 +88,7 @@ describeWithRedis("Redis faults", () => {
         const server = yield* privateServer()
         const store = yield* make(server.url)
         yield* store.put("k", "before")
+        yield* resumeOnExit(server)
         server.signal("SIGSTOP")
         const put = yield* timed(store.put("k", "during the pause"))
         const error = assertFailedInTime("put", put, "failure")
@@ -107,6 +115,7 @@ describeWithRedis("Redis faults", () => {
         const pidBefore = server.pid()
 
         // Paused, Redis reads nothing: commands sent now stay in flight until the kill.
+        yield* resumeOnExit(server)
         server.signal("SIGSTOP")
         const inFlight = yield* Effect.forkChild(Effect.all([
           ...Array.from({ length: 10 }, (_, i) => Effect.map(timed(store.put(`in-flight-${i}`, "v")), (r) => ({ ...r, op: "put" as const }))),

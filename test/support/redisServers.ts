@@ -7,7 +7,8 @@
  *
  * Every server started here is stopped by `stop()`, and, should a test file
  * end without calling it (a failed `beforeAll`, a crash), by a handler on the
- * process's `exit`, so no server outlives the test run.
+ * process's `exit`, or, when the process is killed outright, by the kernel
+ * (`setpriv --pdeathsig`): no server outlives the test run.
  *
  * Without `redis-server` on PATH the Redis tests are skipped with a message,
  * except under CI (`CI=true`), where they fail: CI must run them.
@@ -141,6 +142,9 @@ export interface RedisServer {
   readonly stop: () => Promise<void>
 }
 
+/** Whether `setpriv --pdeathsig` can start the servers (it execs them: the pid stays the server's). */
+const withParentDeathSignal = spawnSync("setpriv", ["--help"], { encoding: "utf8" }).stdout?.includes("--pdeathsig") === true
+
 const running = new Set<ChildProcess>()
 let exitHandlerInstalled = false
 const killAllOnExit = () => {
@@ -178,7 +182,12 @@ export const startRedisServer = async (options: ServerOptions = {}): Promise<Red
   ]
   let child: ChildProcess | undefined
   const start = async () => {
-    const process = spawn("redis-server", args, { stdio: "ignore" })
+    // Where util-linux's setpriv is at hand, the server is killed with the
+    // process that started it, even one killed outright (a test runner
+    // ending a hung worker): no `exit` handler runs then.
+    const process = withParentDeathSignal
+      ? spawn("setpriv", ["--pdeathsig", "KILL", "redis-server", ...args], { stdio: "ignore" })
+      : spawn("redis-server", args, { stdio: "ignore" })
     running.add(process)
     process.once("exit", () => running.delete(process))
     child = process

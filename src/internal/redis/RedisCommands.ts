@@ -2,13 +2,19 @@
  * What the Redis store needs of a connection, whatever makes it: a way to
  * send a command about one key (to the node that holds the key, in a
  * cluster), and a way to send a command to every master (a `SCAN` has to
- * visit each of them). Three things make one: Effect's `Redis` service (a
- * user's own, or `NodeRedis`'s), a node-redis client, a node-redis cluster.
+ * visit each of them), every command bounded by the store's timeout. Three
+ * things make one: Effect's `Redis` service (a user's own, or
+ * `NodeRedis`'s), a node-redis client, a node-redis cluster.
+ *
+ * The timeout is one timer per command, set beside it: Effect's
+ * `timeoutOrElse` races two fibers, which costs several times the command
+ * itself when Redis answers in microseconds.
  */
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Redis from "effect/persistence/Redis"
 
-/** Sends one command; fails with whatever the client failed with. */
+/** Sends one command; fails with whatever the client failed with, or `NoAnswer`. */
 export type SendCommand = (args: ReadonlyArray<string>) => Effect.Effect<unknown, unknown>
 
 export interface RedisCommands {
@@ -20,22 +26,85 @@ export interface RedisCommands {
   readonly masters: Effect.Effect<ReadonlyArray<SendCommand>, unknown>
 }
 
-/**
- * Commands over Effect's `Redis` service: one server (or a proxy that acts as
- * one). The service cannot abort a command, so one that times out while the
- * client waits to reconnect is still sent once it has reconnected.
- */
-export const fromRedisService = (redis: Redis.Redis["Service"]): RedisCommands => {
-  const send: SendCommand = (args) => Effect.mapError(redis.send(args[0], ...args.slice(1)), (error) => error.cause)
-  return {
-    label: "Redis",
-    send: (_key, args) => send(args),
-    masters: Effect.succeed([send])
+/** A command that got no answer within its timeout. */
+export class NoAnswer {
+  readonly millis: number
+  constructor(millis: number) {
+    this.millis = millis
   }
 }
 
-/** Commands over the `Redis` service in context. */
-export const fromContext: Effect.Effect<RedisCommands, never, Redis.Redis> = Effect.map(
-  Effect.service(Redis.Redis),
-  fromRedisService
-)
+/**
+ * A command of a promise-based client, failing with `NoAnswer` after
+ * `millis`. Timing out or being interrupted aborts its signal, which makes
+ * node-redis drop a command still waiting to be written (while it
+ * reconnects): it is never sent later. One already written may still be
+ * applied, like any write whose reply was lost.
+ */
+export const promiseCommand = (millis: number, start: (signal: AbortSignal) => Promise<unknown>) =>
+  Effect.callback<unknown, unknown>((resume) => {
+    const controller = new AbortController()
+    const timer = setTimeout(() => {
+      controller.abort()
+      resume(Effect.fail(new NoAnswer(millis)))
+    }, millis)
+    const settle = (outcome: Effect.Effect<unknown, unknown>) => {
+      clearTimeout(timer)
+      resume(outcome)
+    }
+    try {
+      start(controller.signal).then((reply) => settle(Effect.succeed(reply)), (error) => settle(Effect.fail(error)))
+    } catch (error) {
+      settle(Effect.fail(error))
+    }
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      controller.abort()
+    })
+  })
+
+/**
+ * A command of Effect's `Redis` service, failing with `NoAnswer` after
+ * `millis`: it runs in a fiber of its own, interrupted on timeout. The
+ * service cannot take back a command its client has queued, so one that
+ * timed out while the client reconnects is still sent once it has.
+ */
+const effectCommand = (
+  millis: number,
+  runFork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.Fiber<A, E>,
+  command: Effect.Effect<unknown, unknown>
+) =>
+  Effect.callback<unknown, unknown>((resume) => {
+    const fiber = runFork(command)
+    // Interrupting the fiber reports its exit to the observer at once: the
+    // timeout's failure must be the one resumed, before the interruption's.
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      resume(Effect.fail(new NoAnswer(millis)))
+      fiber.interruptUnsafe()
+    }, millis)
+    fiber.addObserver((exit) => {
+      if (timedOut) return
+      clearTimeout(timer)
+      resume(exit)
+    })
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      fiber.interruptUnsafe()
+    })
+  })
+
+/**
+ * Commands over the `Redis` service in context: one server (or a proxy that
+ * acts as one), each command bounded by `millis`.
+ */
+export const fromContext = (millis: number): Effect.Effect<RedisCommands, never, Redis.Redis> =>
+  Effect.gen(function*() {
+    const redis = yield* Redis.Redis
+    // Each command's fiber runs with the context the store was built in (its logger, its tracer).
+    const runFork = Effect.runForkWith(yield* Effect.context<never>())
+    const send: SendCommand = (args) =>
+      effectCommand(millis, runFork, Effect.mapError(redis.send(args[0], ...args.slice(1)), (error) => error.cause))
+    return { label: "Redis", send: (_key, args) => send(args), masters: Effect.succeed([send]) }
+  })

@@ -22,7 +22,7 @@ import { InvalidInput, KeyNotFound, StorageError } from "../errors.ts"
 import { ChangeHub, defaultChangeBufferSize } from "../observe/ChangeHub.ts"
 import { checkKey, checkValue, ttlMillis } from "../validate.ts"
 import type { Value } from "../Value.ts"
-import type { RedisCommands, SendCommand } from "./RedisCommands.ts"
+import { NoAnswer, type RedisCommands, type SendCommand } from "./RedisCommands.ts"
 import { decodeValue, encodeValue } from "./storedValue.ts"
 
 /** The timeout of a command unless the options say otherwise. */
@@ -103,13 +103,13 @@ const replyInteger = (reply: unknown): number => {
  */
 export const makeRedisStore = <E, R>(
   options: RedisOptions,
-  connect: Effect.Effect<RedisCommands, E, R>
+  connect: (timeoutMillis: number) => Effect.Effect<RedisCommands, E, R>
 ): Effect.Effect<KeyValueStoreService, InvalidInput | E, Scope.Scope | R> =>
   Effect.gen(function*() {
     const resolved = resolveOptions(options)
     if (resolved instanceof InvalidInput) return yield* Effect.fail(resolved)
-    const commands = yield* connect
     const { prefix, scanCount, timeoutMillis } = resolved
+    const commands = yield* connect(timeoutMillis)
     const clock = yield* Clock.Clock
     const changes = new ChangeHub()
     yield* Effect.addFinalizer(() => Effect.sync(() => changes.close()))
@@ -117,18 +117,15 @@ export const makeRedisStore = <E, R>(
     const pattern = scanPattern(prefix)
 
     /**
-     * Runs a command under the store's timeout, its failure a `StorageError`
-     * that says what was asked. `what` is called only to build a message.
+     * Runs a command (bounded by the store's timeout where it is sent), its
+     * failure a `StorageError` that says what was asked. `what` is called
+     * only to build a message.
      */
     const run = <A>(what: () => string, command: Effect.Effect<A, unknown>): Effect.Effect<A, StorageError> =>
-      command.pipe(
-        Effect.mapError((cause) => new StorageError({ message: `${label} failed to ${what()}: ${messageOf(cause)}`, cause })),
-        Effect.timeoutOrElse({
-          duration: timeoutMillis,
-          orElse: () =>
-            Effect.fail(new StorageError({ message: `${label} did not answer within ${timeoutMillis} ms to ${what()}` }))
-        })
-      )
+      Effect.mapError(command, (cause) =>
+        cause instanceof NoAnswer
+          ? new StorageError({ message: `${label} did not answer within ${cause.millis} ms to ${what()}` })
+          : new StorageError({ message: `${label} failed to ${what()}: ${messageOf(cause)}`, cause }))
 
     const unexpected = (what: string, reply: unknown) =>
       new StorageError({ message: `${label} gave an unexpected reply to ${what}: ${String(reply).slice(0, 100)}` })

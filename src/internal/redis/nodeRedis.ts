@@ -12,12 +12,11 @@
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { createCluster, type RedisClusterOptions } from "redis"
 import { InvalidInput, StorageError } from "../errors.ts"
-import type { RedisCommands, SendCommand } from "./RedisCommands.ts"
+import { promiseCommand, type RedisCommands, type SendCommand } from "./RedisCommands.ts"
 
 /** What `NodeRedis.layer` takes: node-redis client options, and Effect's pool options for `Redis.reserve`. */
 export type NodeRedisOptions = NonNullable<Parameters<typeof NodeRedis.layer>[0]>
@@ -26,17 +25,13 @@ type NodeRedisClient = NodeRedis.NodeRedis["Service"]["client"]
 
 const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
-/** Sends through one node-redis client, aborting a command not yet written if the operation is interrupted. */
-const clientSender = (client: () => Promise<NodeRedisClient> | NodeRedisClient): SendCommand => (args) =>
-  Effect.tryPromise({
-    try: async (signal) => (await client()).sendCommand(args as Array<string>, { abortSignal: signal }),
-    catch: identity
-  })
+/** Sends through one node-redis client, each command bounded by `millis`. */
+const clientSender = (millis: number, client: () => Promise<NodeRedisClient> | NodeRedisClient): SendCommand => (args) =>
+  promiseCommand(millis, async (signal) => (await client()).sendCommand(args as Array<string>, { abortSignal: signal }))
 
 /** Commands over a client of `NodeRedis.layer(options)`, built in the current scope and closed with it. */
-export const connectNodeRedis = (
-  options: NodeRedisOptions | undefined
-): Effect.Effect<RedisCommands, StorageError, Scope.Scope> =>
+export const connectNodeRedis = (options: NodeRedisOptions | undefined) =>
+(millis: number): Effect.Effect<RedisCommands, StorageError, Scope.Scope> =>
   Effect.gen(function*() {
     const context = yield* Layer.build(NodeRedis.layer(options)).pipe(
       Effect.mapError((error) =>
@@ -44,7 +39,7 @@ export const connectNodeRedis = (
       )
     )
     const client = Context.get(context, NodeRedis.NodeRedis).client
-    const send = clientSender(() => client)
+    const send = clientSender(millis, () => client)
     return { label: "Redis", send: (_key, args) => send(args), masters: Effect.succeed([send]) }
   })
 
@@ -54,9 +49,8 @@ export const connectNodeRedis = (
  * node-redis follows `MOVED` (refreshing its slot map) and `ASK` (for a slot
  * being migrated) by itself.
  */
-export const connectCluster = (
-  options: RedisClusterOptions
-): Effect.Effect<RedisCommands, InvalidInput | StorageError, Scope.Scope> =>
+export const connectCluster = (options: RedisClusterOptions) =>
+(millis: number): Effect.Effect<RedisCommands, InvalidInput | StorageError, Scope.Scope> =>
   Effect.gen(function*() {
     if (options === null || typeof options !== "object" || !Array.isArray(options.rootNodes)) {
       return yield* Effect.fail(
@@ -80,10 +74,7 @@ export const connectCluster = (
     return {
       label: "Redis Cluster",
       send: (key, args) =>
-        Effect.tryPromise({
-          try: (signal) => cluster.sendCommand(key, undefined, args as Array<string>, { abortSignal: signal }),
-          catch: identity
-        }),
-      masters: Effect.sync(() => cluster.masters.map((master) => clientSender(() => cluster.nodeClient(master))))
+        promiseCommand(millis, (signal) => cluster.sendCommand(key, undefined, args as Array<string>, { abortSignal: signal })),
+      masters: Effect.sync(() => cluster.masters.map((master) => clientSender(millis, () => cluster.nodeClient(master))))
     } satisfies RedisCommands
   })
