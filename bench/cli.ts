@@ -121,7 +121,7 @@ const quickSmallOnly = ["kvlog-promise", "lru-cache", "ttlcache", "kvlog-redis",
  * per operation makes them the slowest cells, so a full run measures them
  * at 100k and 1M keys only, with the original library's short values.
  */
-const redisSeedSubjects = ["kvlog-redis", "redis-client"]
+export const redisSeedSubjects: ReadonlyArray<string> = ["kvlog-redis", "redis-client"]
 const redisSeedSizes = [100_000, 1_000_000]
 /** The TTL-heavy subjects `--quick` keeps: kvlog, the fastest TTL peer, and the timer-per-key baseline. */
 const quickTtlSubjects = ["kvlog-memory", "ttlcache", "map-settimeout"]

@@ -8,6 +8,9 @@
  * built on Effect's STM (`TxRef`). Uncontended single-key operations take a
  * fast path that runs no transaction: see `docs/design.md`.
  *
+ * The same service runs on Redis, for data that several processes share:
+ * see `layerRedis` and `docs/redis.md`.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"

@@ -318,6 +318,21 @@ describeWithRedis("the Redis store", () => {
         }), { scanCount: 20 }))
   })
 
+  describe("stats", () => {
+    it.live("counts the prefix's keys and those with a TTL; Redis reclaims expired keys itself, so reclaimed is 0", () =>
+      withStore((store, prefix) =>
+        Effect.gen(function*() {
+          yield* store.put("a", "1")
+          yield* store.put("b", "2", { duration: "1 hour" })
+          yield* store.put("c", new Uint8Array([3]), { duration: "1 hour" })
+          raw("SET", `${freshPrefix("elsewhere")}x`, "sother store")
+          assert.deepStrictEqual(yield* store.stats, { storedEntries: 3, entriesWithDeadline: 2, reclaimed: 0 })
+          yield* store.clear
+          assert.deepStrictEqual(yield* store.stats, { storedEntries: 0, entriesWithDeadline: 0, reclaimed: 0 })
+          assert.strictEqual(raw("EXISTS", `${prefix}a`), "0")
+        })))
+  })
+
   describe("the change stream", () => {
     it.live("reports this store's acknowledged writes in order, and not another client's", () =>
       withStore((store, prefix) =>

@@ -15,7 +15,9 @@
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as Layer from "effect/Layer"
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
 import * as net from "node:net"
+import * as path from "node:path"
 import { createClient } from "redis"
 import type { BenchSubject, DurableSubject, OpenStore, ReadTiming } from "./BenchSubject.ts"
 import { kvlogDurableStore, type KvlogModule, type KvlogTag, kvlogOpenStore, openKvlog } from "./kvlog.ts"
@@ -116,13 +118,19 @@ interface BenchRedis {
   readonly stop: () => Promise<void>
 }
 
-/** Starts `redis-server` in `workDir` with an append-only file synced as given, and resolves once it accepts connections. */
+/**
+ * Starts `redis-server` in a fresh directory under `workDir`, with an
+ * append-only file synced as given, and resolves once it accepts
+ * connections. A directory of its own: a server started where another ran
+ * would replay that one's append-only file and start full.
+ */
 const startRedis = async (workDir: string, appendfsync: "always" | "everysec"): Promise<BenchRedis> => {
   const port = await freeLoopbackPort()
+  const dir = fs.mkdtempSync(path.join(workDir, "redis-"))
   const args = [
       "--port", String(port),
       "--bind", "127.0.0.1",
-      "--dir", workDir,
+      "--dir", dir,
       "--appendonly", "yes",
       "--appendfsync", appendfsync,
       "--save", "",
@@ -170,6 +178,7 @@ const startRedis = async (workDir: string, appendfsync: "always" | "everysec"): 
       const exited = new Promise((resolve) => server.once("exit", resolve))
       server.kill("SIGTERM")
       await exited
+      fs.rmSync(dir, { recursive: true, force: true })
     }
   }
 }

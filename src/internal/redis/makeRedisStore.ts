@@ -97,6 +97,12 @@ const replyInteger = (reply: unknown): number => {
   return Number.isInteger(n) ? n : NaN
 }
 
+/** Where a scan stands: which master, and its `SCAN` cursor there. */
+interface ScanPosition {
+  readonly master: number
+  readonly cursor: string
+}
+
 /**
  * Checks the options, then connects (so bad options reach no server), then
  * builds the store over the connection.
@@ -266,12 +272,8 @@ export const makeRedisStore = <E, R>(
     ): Stream.Stream<A, StorageError> =>
       Stream.unwrap(Effect.map(run(() => "list the masters", commands.masters), (masters) => {
         const seen = new Set<string>()
-        interface Position {
-          readonly master: number
-          readonly cursor: string
-        }
         if (masters.length === 0) return Stream.empty
-        return Stream.paginate<Position, A, StorageError>({ master: 0, cursor: "0" }, ({ cursor, master }) =>
+        return Stream.paginate<ScanPosition, A, StorageError>({ master: 0, cursor: "0" }, ({ cursor, master }) =>
           Effect.flatMap(scanStep(masters[master], cursor), ({ keys, next }) => {
             const fresh: Array<string> = []
             for (const key of keys) {
@@ -281,7 +283,7 @@ export const makeRedisStore = <E, R>(
                 fresh.push(key)
               }
             }
-            const following: Option.Option<Position> = next !== "0"
+            const following: Option.Option<ScanPosition> = next !== "0"
               ? Option.some({ master, cursor: next })
               : master + 1 < masters.length
               ? Option.some({ master: master + 1, cursor: "0" })
