@@ -548,12 +548,14 @@ export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<KeyValueSto
  *   most `maxKeyLength` code units, no lone surrogate); `""` is the whole
  *   database. In a cluster, braces in the prefix make a hash tag: a prefix
  *   such as `"{app}:"` puts every key of the store in one slot, on one node.
- * - `timeout` (default 5 seconds, finite): how long each command sent to
+ * - `timeout` (default 5 seconds, at most 2^31 − 1 ms): how long each command sent to
  *   Redis may take before the operation fails with `StorageError`; a lost
  *   connection never hangs an operation. `size`, `keys`, `entries`, `clear`
  *   and `stats` send one command per `SCAN` page and per key, each with this
  *   timeout. A write that timed out may still be applied by Redis, like any
- *   write whose reply was lost.
+ *   write whose reply was lost; through Effect's `Redis` service
+ *   (`layerRedis`), even one its client had not sent yet, once it has
+ *   reconnected (`kvlog/redis`'s layers drop such a command).
  * - `scanCount` (default 1000): the `COUNT` of each `SCAN`.
  * - `name` (default `redis:<prefix>`): the store's `name`.
  *

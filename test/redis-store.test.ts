@@ -261,6 +261,7 @@ describeWithRedis("the Redis store", () => {
       { label: "a timeout of 0", options: { prefix: "p:", timeout: 0 }, message: /timeout must be positive/ },
       { label: "a timeout that is not a duration", options: { prefix: "p:", timeout: "soon" }, message: /timeout must be a Duration input/ },
       { label: "an infinite timeout", options: { prefix: "p:", timeout: Duration.infinity }, message: /timeout must be finite/ },
+      { label: "a timeout past Node's timers (25 days)", options: { prefix: "p:", timeout: "25 days" }, message: /timeout must be at most 2147483647 ms/ },
       { label: "a scanCount of 0", options: { prefix: "p:", scanCount: 0 }, message: /scanCount must be a whole number of at least 1, got 0/ },
       { label: "a scanCount of 2.5", options: { prefix: "p:", scanCount: 2.5 }, message: /scanCount must be a whole number/ },
       { label: "a name that is not a string", options: { prefix: "p:", name: 7 }, message: /name must be a string/ }

@@ -38,6 +38,9 @@ export const defaultScanCount = 1_000
  */
 export const maxDurationMillis = Number.MAX_SAFE_INTEGER
 
+/** The longest timeout: a Node timer set further ahead fires at once (it warns of an overflow). About 24.8 days. */
+export const maxTimeoutMillis = 2 ** 31 - 1
+
 interface ResolvedOptions {
   readonly prefix: string
   readonly timeoutMillis: number
@@ -62,6 +65,9 @@ const resolveOptions = (options: RedisOptions): ResolvedOptions | InvalidInput =
   if (typeof timeout !== "number") return new InvalidInput({ message: timeout.message.replace(/^duration/, "timeout") })
   if (timeout === Infinity) {
     return new InvalidInput({ message: "timeout must be finite: without one, a lost connection could hang an operation" })
+  }
+  if (timeout > maxTimeoutMillis) {
+    return new InvalidInput({ message: `timeout must be at most ${maxTimeoutMillis} ms, got ${timeout} ms` })
   }
   const scanCount: unknown = options.scanCount ?? defaultScanCount
   if (!(typeof scanCount === "number" && Number.isSafeInteger(scanCount) && scanCount >= 1)) {
