@@ -554,8 +554,8 @@ export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<KeyValueSto
  *   and `stats` send one command per `SCAN` page and per key, each with this
  *   timeout. A write that timed out may still be applied by Redis, like any
  *   write whose reply was lost; through Effect's `Redis` service
- *   (`layerRedis`), even one its client had not sent yet, once it has
- *   reconnected (`kvlog/redis`'s layers drop such a command).
+ *   (`layerRedis`), even one its client had queued while reconnecting, once
+ *   it has reconnected (`kvlog/redis`'s layers queue nothing meanwhile).
  * - `scanCount` (default 1000): the `COUNT` of each `SCAN`.
  * - `name` (default `redis:<prefix>`): the store's `name`.
  *

@@ -44,9 +44,11 @@ import * as KeyValueStore from "./KeyValueStore.ts"
  *
  * The client reconnects by itself after a lost connection (with
  * `NodeRedis`'s backoff, up to 2 s between attempts); meanwhile operations
- * wait in its queue and fail with `StorageError` once `timeout` has passed,
- * their commands removed from the queue unsent. With node-redis's
- * `disableOfflineQueue: true` they fail at once instead.
+ * fail at once with `StorageError`: the client is made with node-redis's
+ * `disableOfflineQueue: true`, so no command waits in its queue to be sent
+ * after its operation has failed. With `disableOfflineQueue: false` they
+ * wait for the reconnection, up to `timeout`, and a write that timed out
+ * meanwhile is still sent once the client has reconnected.
  *
  * @since 0.3.0
  * @category models
@@ -68,6 +70,8 @@ export interface NodeOptions extends KeyValueStore.RedisOptions {
  * `app:{user42}:profile` and `app:{user42}:cart`, and the tag still works,
  * while a prefix with braces of its own (`"{app}:"`) puts the whole store
  * in one slot. `size`, `keys`, `entries` and `clear` scan every master.
+ * Its node clients are made with `disableOfflineQueue: true` unless
+ * `cluster.defaults` says otherwise, as for one server (see `NodeOptions`).
  *
  * @since 0.3.0
  * @category models

@@ -39,7 +39,7 @@ describeWithRedis("Redis Cluster, three masters", () => {
   contractSuite("RedisStore.layerCluster", () => clusterLayerOn(servers().rootNodes), {
     clock: "live",
     supportsStats: false,
-    linearizability: { freshStoreRuns: 20, storeHistories: false }
+    linearizability: { freshStoreRuns: 100, storeHistories: false }
   })
 
   /** Runs `use` with a cluster store of its own, under a fresh prefix. */

@@ -35,31 +35,52 @@ export class NoAnswer {
 }
 
 /**
- * A command of a promise-based client, failing with `NoAnswer` after
- * `millis`. Timing out or being interrupted aborts its signal, which makes
- * node-redis drop a command still waiting to be written (while it
- * reconnects): it is never sent later. One already written may still be
- * applied, like any write whose reply was lost.
+ * Calls `onTimeout` once `millis` have passed, but not before the event loop
+ * has read its sockets: when the loop was held up (a long garbage
+ * collection, a busy machine) past a deadline, the timer and the reply that
+ * arrived in time are both due, and timers run first. The reply is given its
+ * turn (`setImmediate` runs after the loop's I/O), so a command Redis did
+ * answer in time is not failed for the process's own delay.
  */
-export const promiseCommand = (millis: number, start: (signal: AbortSignal) => Promise<unknown>) =>
+const afterTimeout = (millis: number, onTimeout: () => void, turns = 1): ReturnType<typeof setTimeout> =>
+  setTimeout(() => {
+    const later = (left: number): void => {
+      setImmediate(() => (left > 1 ? later(left - 1) : onTimeout()))
+    }
+    later(turns)
+  }, millis)
+
+/**
+ * A command of a promise-based client, failing with `NoAnswer` after
+ * `millis`. The command itself is not taken back: one already written may
+ * still be applied, like any write whose reply was lost. (node-redis can drop
+ * a command still queued when given an `AbortSignal`, but in node-redis 5.12
+ * aborting two queued commands in a row corrupts its write queue, and every
+ * command after them waits forever: see `nodeRedis.ts` for how the store
+ * keeps nothing queued instead.)
+ */
+export const promiseCommand = (millis: number, start: () => Promise<unknown>) =>
   Effect.callback<unknown, unknown>((resume) => {
-    const controller = new AbortController()
-    const timer = setTimeout(() => {
-      controller.abort()
+    let settled = false
+    const timer = afterTimeout(millis, () => {
+      if (settled) return
+      settled = true
       resume(Effect.fail(new NoAnswer(millis)))
-    }, millis)
+    })
     const settle = (outcome: Effect.Effect<unknown, unknown>) => {
+      if (settled) return
+      settled = true
       clearTimeout(timer)
       resume(outcome)
     }
     try {
-      start(controller.signal).then((reply) => settle(Effect.succeed(reply)), (error) => settle(Effect.fail(error)))
+      start().then((reply) => settle(Effect.succeed(reply)), (error) => settle(Effect.fail(error)))
     } catch (error) {
       settle(Effect.fail(error))
     }
     return Effect.sync(() => {
+      settled = true
       clearTimeout(timer)
-      controller.abort()
     })
   })
 
@@ -79,11 +100,14 @@ const effectCommand = (
     // Interrupting the fiber reports its exit to the observer at once: the
     // timeout's failure must be the one resumed, before the interruption's.
     let timedOut = false
-    const timer = setTimeout(() => {
+    // Two turns: a reply read in time resumes the command's fiber through
+    // Effect's scheduler, one more `setImmediate` away.
+    const timer = afterTimeout(millis, () => {
+      if (fiber.pollUnsafe() !== undefined) return
       timedOut = true
       resume(Effect.fail(new NoAnswer(millis)))
       fiber.interruptUnsafe()
-    }, millis)
+    }, 2)
     fiber.addObserver((exit) => {
       if (timedOut) return
       clearTimeout(timer)

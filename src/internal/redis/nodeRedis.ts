@@ -1,10 +1,15 @@
 /**
  * Commands over node-redis: a client made by `@effect/platform-node`'s
- * `NodeRedis` layer, or a cluster client. Unlike Effect's `Redis` service,
- * node-redis takes an `AbortSignal` per command: an operation that is
- * interrupted (by its timeout, or by its caller) before its command was
- * written to the socket, as while the client reconnects, removes the command
- * from the client's queue, so it is never sent later.
+ * `NodeRedis` layer, or a cluster client.
+ *
+ * Both are made with node-redis's `disableOfflineQueue` unless the options
+ * say otherwise: while a client reconnects, a command fails at once instead
+ * of waiting in its queue. A queued command would be sent once the client
+ * had reconnected, even after its operation had timed out and been reported
+ * as failed; and node-redis's way to take one back (an `AbortSignal`)
+ * corrupts its queue in node-redis 5.12 when two queued commands in a row
+ * are aborted (fixed upstream by node-redis pull request 3320), after which
+ * no command is ever written again.
  *
  * Only `kvlog/redis` imports this module: `kvlog` itself does not load the
  * `redis` package.
@@ -27,13 +32,13 @@ const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.me
 
 /** Sends through one node-redis client, each command bounded by `millis`. */
 const clientSender = (millis: number, client: () => Promise<NodeRedisClient> | NodeRedisClient): SendCommand => (args) =>
-  promiseCommand(millis, async (signal) => (await client()).sendCommand(args as Array<string>, { abortSignal: signal }))
+  promiseCommand(millis, async () => (await client()).sendCommand(args as Array<string>))
 
 /** Commands over a client of `NodeRedis.layer(options)`, built in the current scope and closed with it. */
 export const connectNodeRedis = (options: NodeRedisOptions | undefined) =>
 (millis: number): Effect.Effect<RedisCommands, StorageError, Scope.Scope> =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(NodeRedis.layer(options)).pipe(
+    const context = yield* Layer.build(NodeRedis.layer({ disableOfflineQueue: true, ...options })).pipe(
       Effect.mapError((error) =>
         new StorageError({ message: `could not connect to Redis: ${messageOf(error.cause)}`, cause: error.cause })
       )
@@ -59,7 +64,7 @@ export const connectCluster = (options: RedisClusterOptions) =>
     }
     const runSync = Effect.runSyncWith(yield* Effect.context<never>())
     const cluster = yield* Effect.acquireRelease(
-      Effect.sync(() => createCluster(options)),
+      Effect.sync(() => createCluster({ ...options, defaults: { disableOfflineQueue: true, ...options.defaults } })),
       (cluster) => Effect.ignoreCause(Effect.tryPromise(() => cluster.close()))
     )
     // node-redis rethrows an `error` event nobody listens to, which would end
@@ -74,7 +79,7 @@ export const connectCluster = (options: RedisClusterOptions) =>
     return {
       label: "Redis Cluster",
       send: (key, args) =>
-        promiseCommand(millis, (signal) => cluster.sendCommand(key, undefined, args as Array<string>, { abortSignal: signal })),
+        promiseCommand(millis, () => cluster.sendCommand(key, undefined, args as Array<string>)),
       masters: Effect.sync(() => cluster.masters.map((master) => clientSender(millis, () => cluster.nodeClient(master))))
     } satisfies RedisCommands
   })
