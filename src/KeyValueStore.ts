@@ -621,9 +621,14 @@ export const makeRedis = (
  * import { KeyValueStore } from "kvlog"
  *
  * const StoreLive = KeyValueStore.layerRedis({ prefix: "app:" }).pipe(
- *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379" }))
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
  * )
  * ```
+ *
+ * `disableOfflineQueue: true` makes operations fail at once while the
+ * client reconnects. Without it, they wait in its queue; one that times out
+ * there is still sent once the client has reconnected, and a client closed
+ * with commands queued waits for Redis to come back (see `docs/redis.md`).
  *
  * @since 0.3.0
  * @category layers

@@ -47,6 +47,22 @@ const privateServer = (options: { readonly appendfsync?: "always" } = {}): Effec
  */
 const resumeOnExit = (server: RedisServer) => Effect.addFinalizer(() => Effect.sync(() => server.signal("SIGCONT")))
 
+/**
+ * When the test's scope closes, before the store's client is closed: starts
+ * a killed server again and waits (at most 20 s) until the store answers. A
+ * node-redis client closed with commands still queued waits for them to be
+ * sent, and stops reconnecting: a test that failed before it restarted the
+ * server itself would hang until its time limit.
+ */
+const recoverOnExit = (server: RedisServer, store: Store) =>
+  Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      if (!server.isRunning()) yield* Effect.promise(() => server.start())
+      const giveUpAt = Date.now() + 20_000
+      while (Exit.isFailure(yield* Effect.exit(store.has("probe"))) && Date.now() < giveUpAt) yield* pace
+    })
+  )
+
 /** Both ways to build the store: through Effect's `Redis` service, and with a node-redis client of its own. */
 const makers: ReadonlyArray<{
   readonly label: string
@@ -136,6 +152,7 @@ describeWithRedis("Redis faults", () => {
           ...Array.from({ length: 10 }, (_, i) => Effect.map(timed(store.get(acknowledged[i])), (r) => ({ ...r, op: "get" as const })))
         ], { concurrency: "unbounded" }))
         while (unreadBytesAt(server.port) === 0) yield* Effect.yieldNow
+        yield* recoverOnExit(server, store)
         yield* Effect.promise(() => server.kill())
 
         for (const result of yield* Fiber.join(inFlight)) {
@@ -180,6 +197,7 @@ describeWithRedis("Redis faults", () => {
       const server = yield* privateServer({ appendfsync: "always" })
       const store = yield* RedisStore.make({ prefix: freshPrefix("f"), timeout: timeoutMillis, client: { url: server.url } })
       yield* store.put("k", "acknowledged")
+      yield* recoverOnExit(server, store)
       yield* Effect.promise(() => server.kill())
       for (const attempt of [timed(store.put("k", "while down")), timed(store.delete("k"))]) {
         const result = yield* attempt

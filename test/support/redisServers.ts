@@ -132,6 +132,8 @@ export interface RedisServer {
   readonly dir: string
   /** The process id of the running server (changes with `start`). */
   readonly pid: () => number
+  /** Whether the server's process is alive (killed, or not started again, it is not). */
+  readonly isRunning: () => boolean
   /** Sends `signal` to the server (SIGSTOP and SIGCONT to pause and resume it). */
   readonly signal: (signal: NodeJS.Signals) => void
   /** SIGKILLs the server and waits until it has exited. */
@@ -212,6 +214,7 @@ export const startRedisServer = async (options: ServerOptions = {}): Promise<Red
     url: `redis://127.0.0.1:${port}`,
     dir,
     pid: () => child?.pid ?? -1,
+    isRunning: () => child !== undefined && child.exitCode === null && child.signalCode === null,
     signal: (signal) => {
       child?.kill(signal)
     },
