@@ -10,9 +10,13 @@ import { count as formatCount } from "./report/format.ts"
 import { perfSubjectIds } from "./perfPlan.ts"
 import { knownSubjectIds } from "./subjects/registry.ts"
 
-/** A subject of the original library's tables that runs only up to a size, and why. */
+/** A subject of the original library's tables that runs only up to a size, or only at some sizes, and why. */
 export interface SizeCap {
   readonly maxKeys: number
+  /** The only sizes it runs at (within `maxKeys`), if not all. */
+  readonly sizes?: ReadonlyArray<number> | undefined
+  /** Whether it leaves out the 100-byte-value variant. */
+  readonly shortValuesOnly?: boolean | undefined
   readonly reason: string
 }
 
@@ -98,17 +102,34 @@ const defaultResultsRoot = path.join(path.dirname(fileURLToPath(import.meta.url)
  * than the rest) and "always" (the durable-writes table measures it), and
  * lru-cache with TTL (never the fastest peer).
  */
-const quickSeedSubjects = ["kvlog-memory", "kvlog-promise", "kvlog-log-buffered", "map", "lru-cache", "ttlcache", "effect-kvs"]
+const quickSeedSubjects = [
+  "kvlog-memory",
+  "kvlog-promise",
+  "kvlog-log-buffered",
+  "map",
+  "lru-cache",
+  "ttlcache",
+  "effect-kvs",
+  "kvlog-redis",
+  "redis-client"
+]
 /**
  * Of those, the ones that stop at 100k in `--quick`; kvlog layerMemory, its
  * log acknowledged once buffered, `Map` and Effect's own store make the
  * comparison at 1M.
  */
-const quickSmallOnly = ["kvlog-promise", "lru-cache", "ttlcache"]
+const quickSmallOnly = ["kvlog-promise", "lru-cache", "ttlcache", "kvlog-redis", "redis-client"]
+/**
+ * The Redis rows of the original library's tables: a round trip to a server
+ * per operation makes them the slowest cells, so a full run measures them
+ * at 100k and 1M keys only, with the original library's short values.
+ */
+export const redisSeedSubjects: ReadonlyArray<string> = ["kvlog-redis", "redis-client"]
+const redisSeedSizes = [100_000, 1_000_000]
 /** The TTL-heavy subjects `--quick` keeps: kvlog, the fastest TTL peer, and the timer-per-key baseline. */
 const quickTtlSubjects = ["kvlog-memory", "ttlcache", "map-settimeout"]
 /** The durable subjects `--quick` keeps: the fastest raw loop stands for the physical limit. */
-const quickDurableSubjects = ["kvlog-log-always", "lmdb", "classic-level", "redis", "raw-fdatasync-prealloc"]
+const quickDurableSubjects = ["kvlog-log-always", "lmdb", "classic-level", "redis", "kvlog-redis", "raw-fdatasync-prealloc"]
 
 /** Whether a run measures `subject` in `suite`: those `--subjects` names, otherwise those `--quick` keeps (or all). */
 export const runsSubject = (options: BenchOptions, suite: SuiteName, subject: string): boolean =>
@@ -166,6 +187,13 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
   const alwaysFillMaxKeys = quick ? 100_000 : 1_000_000
   const seedSizeCaps = new Map<string, SizeCap>([
     ["kvlog-log-always", { maxKeys: alwaysFillMaxKeys, reason: `durable fill capped at ${formatCount(alwaysFillMaxKeys)}` }],
+    // With sizes of one's own (--sizes), the Redis rows run at every one of them.
+    ...redisSeedSubjects.map((id): [string, SizeCap] => [id, {
+      maxKeys: values.sizes === undefined ? Math.max(...redisSeedSizes) : Infinity,
+      sizes: values.sizes === undefined ? redisSeedSizes : undefined,
+      shortValuesOnly: true,
+      reason: `Redis rows: ${redisSeedSizes.map(formatCount).join(" and ")} keys only`
+    }]),
     ...(quick ? quickSmallOnly.map((id): [string, SizeCap] => [id, { maxKeys: 100_000, reason: "--quick: 100k only" }]) : [])
   ])
   return {

@@ -3,7 +3,7 @@
  * reason the plan itself rules the cell out (a size cap of `--quick` or of
  * the durable fill).
  */
-import { type BenchOptions, runsSubject } from "./cli.ts"
+import { type BenchOptions, redisSeedSubjects, runsSubject } from "./cli.ts"
 import type { ValueShape } from "./dataset.ts"
 import type { Job, SuiteName } from "./jobs.ts"
 import { planPerfJobs } from "./perfPlan.ts"
@@ -41,15 +41,18 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
           if (values === "100b" && options.wideValueSubjects !== undefined && !options.wideValueSubjects.has(subject.id)) {
             continue
           }
-          const reps = repsFor(options, keys)
           const cap = options.seedSizeCaps.get(subject.id)
+          if (values === "100b" && cap?.shortValuesOnly === true) continue
+          const reps = repsFor(options, keys)
+          const capped = cap !== undefined && (keys > cap.maxKeys || (cap.sizes !== undefined && !cap.sizes.includes(keys)))
           jobs.push({
-            ...(cap !== undefined && keys > cap.maxKeys ? { skip: cap.reason } : {}),
+            ...(capped ? { skip: cap.reason } : {}),
             suite: "tables",
             subject: subject.id,
             size: keys,
             values,
-            timeoutSeconds: scaledTimeout(options, 90, keys, reps + 2, 20),
+            // A round trip per operation: the Redis rows get four times the time per key.
+            timeoutSeconds: scaledTimeout(options, 90, keys, reps + 2, redisSeedSubjects.includes(subject.id) ? 80 : 20),
             job: (workDir) => ({
               suite: "tables",
               subject: subject.id,

@@ -8,6 +8,9 @@
  * built on Effect's STM (`TxRef`). Uncontended single-key operations take a
  * fast path that runs no transaction: see `docs/design.md`.
  *
+ * The same service runs on Redis, for data that several processes share:
+ * see `layerRedis` and `docs/redis.md`.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
@@ -15,6 +18,7 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
+import type * as Redis from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Errors from "./internal/errors.ts"
@@ -23,6 +27,8 @@ import * as internalLog from "./internal/log/openLog.ts"
 import * as internal from "./internal/store/makeStore.ts"
 import * as Limits from "./internal/Limits.ts"
 import * as Metrics from "./internal/observe/StoreMetrics.ts"
+import * as internalRedis from "./internal/redis/makeRedisStore.ts"
+import { fromContext as redisFromContext } from "./internal/redis/RedisCommands.ts"
 import type { Value as InternalValue } from "./internal/Value.ts"
 
 // =============================================================================
@@ -319,6 +325,10 @@ export type InvalidInput = Errors.InvalidInput
  * were not applied; everything acknowledged before is intact. `writeStatus`
  * tells whether the store still accepts writes.
  *
+ * For a store over Redis: a command failed, Redis refused it, or no answer
+ * came within the store's `timeout` (see `RedisOptions`: a write that got no
+ * answer may still have been applied).
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -525,6 +535,108 @@ export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<KeyValueSto
   Layer.effect(KeyValueStore, internal.makeMemory(options))
 
 // =============================================================================
+// Redis
+// =============================================================================
+
+/**
+ * Options of a store over Redis (`makeRedis`, `layerRedis`, and
+ * `kvlog/redis` for a node-redis client or a cluster).
+ *
+ * - `prefix` (required): every key is stored in Redis as `prefix + key`, so
+ *   two apps or two stores share a server safely; `size`, `keys`, `entries`
+ *   and `clear` see only keys under it. Checked as a key is (a string of at
+ *   most `maxKeyLength` code units, no lone surrogate); `""` is the whole
+ *   database. In a cluster, braces in the prefix make a hash tag: a prefix
+ *   such as `"{app}:"` puts every key of the store in one slot, on one node.
+ * - `timeout` (default 5 seconds, at most 2^31 − 1 ms): how long each command sent to
+ *   Redis may take before the operation fails with `StorageError`; a lost
+ *   connection never hangs an operation. `size`, `keys`, `entries`, `clear`
+ *   and `stats` send one command per `SCAN` page and per key, each with this
+ *   timeout. A write that timed out may still be applied by Redis, like any
+ *   write whose reply was lost; through Effect's `Redis` service
+ *   (`layerRedis`), even one its client had queued while reconnecting, once
+ *   it has reconnected (`kvlog/redis`'s layers queue nothing meanwhile).
+ * - `scanCount` (default 1000): the `COUNT` of each `SCAN`.
+ * - `name` (default `redis:<prefix>`): the store's `name`.
+ *
+ * What changes from the in-memory store:
+ *
+ * - TTLs run on Redis's clock, in whole milliseconds: a duration is rounded
+ *   up to the next millisecond (0.3 ms is sent as `PX 1`), never down, and
+ *   one longer than 2^53 − 1 ms is refused with `InvalidInput`.
+ * - `get`, `has`, `timeToLive`, `size`, `keys`, `entries` and `stats` have no
+ *   `StorageError` in their types: when Redis fails them, they die, with the
+ *   `StorageError` as the defect (`Effect.catchDefect` recovers it).
+ * - `size`, `keys`, `entries`, `clear` and `stats` walk the prefix with
+ *   `SCAN` on every master: they cost O(keys on the server), and they are not
+ *   atomic. A key present and unchanged for the whole call is seen once; a
+ *   key put, deleted or expiring during the call may or may not be; `entries`
+ *   gives each key's value as it was when read, and writers do not wait for
+ *   it. `stats` counts the keys and those with a TTL (`reclaimed` is 0:
+ *   Redis reclaims expired keys itself).
+ * - `changes` reports this store's own acknowledged writes (`Put`, with a
+ *   deadline estimated by this process's `Clock`; `Delete`; `Cleared`), not
+ *   other clients' writes nor Redis's expirations.
+ * - `compact` does nothing (Redis rewrites its own append-only file);
+ *   `writeStatus` is `Writable` (Redis refuses writes one by one, and each
+ *   refusal fails with `StorageError`). No metric series are registered.
+ *
+ * Values are stored as one tag character and the value: `s` and the string,
+ * or `b` and the bytes in base64, so each comes back with its type (see
+ * `docs/redis.md`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface RedisOptions {
+  readonly prefix: string
+  readonly timeout?: Duration.Input | undefined
+  readonly scanCount?: number | undefined
+  readonly name?: string | undefined
+}
+
+/**
+ * Builds a store over the `Redis` service in context (Effect's
+ * `effect/persistence/Redis`: `NodeRedis.layer` from
+ * `@effect/platform-node`, or a service of your own). Fails with
+ * `InvalidInput`, sending nothing, on options it cannot use. See
+ * `RedisOptions`.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeRedis = (
+  options: RedisOptions
+): Effect.Effect<KeyValueStoreService, InvalidInput, Redis.Redis | Scope.Scope> =>
+  internalRedis.makeRedisStore(options, redisFromContext)
+
+/**
+ * A store over the `Redis` service in context: one Redis server, through
+ * `NodeRedis.layer` or a `Redis` service of your own. `kvlog/redis` has the
+ * layers that make their own node-redis client, and the one for a cluster.
+ *
+ * ```ts
+ * import { NodeRedis } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { KeyValueStore } from "kvlog"
+ *
+ * const StoreLive = KeyValueStore.layerRedis({ prefix: "app:" }).pipe(
+ *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * )
+ * ```
+ *
+ * `disableOfflineQueue: true` makes operations fail at once while the
+ * client reconnects. Without it, they wait in its queue; one that times out
+ * there is still sent once the client has reconnected, and a client closed
+ * with commands queued waits for Redis to come back (see `docs/redis.md`).
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerRedis = (options: RedisOptions): Layer.Layer<KeyValueStore, InvalidInput, Redis.Redis> =>
+  Layer.effect(KeyValueStore, makeRedis(options))
+
+// =============================================================================
 // Stores under keys of your own
 // =============================================================================
 
@@ -552,6 +664,18 @@ export const layerLogAs = <I>(
 ): Layer.Layer<I, LogOpenError> => Layer.effect(key, internalLog.makeLog(options))
 
 /**
+ * A store over the `Redis` service in context, provided under a service key
+ * of your own (see `Service` and `layerRedis`).
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerRedisAs = <I>(
+  key: Context.Key<I, KeyValueStoreService>,
+  options: RedisOptions
+): Layer.Layer<I, InvalidInput, Redis.Redis> => Layer.effect(key, makeRedis(options))
+
+/**
  * The statics of a class made by `Service`: kvlog's layers, providing the
  * class's own key.
  *
@@ -565,6 +689,12 @@ export interface ServiceLayers<Self> {
   readonly layerMemoryWith: (options: MemoryOptions) => Layer.Layer<Self>
   /** A store backed by an append-only log. */
   readonly layerLog: (options: LogOptions) => Layer.Layer<Self, LogOpenError>
+  /**
+   * A store over the `Redis` service in context.
+   *
+   * @since 0.3.0
+   */
+  readonly layerRedis: (options: RedisOptions) => Layer.Layer<Self, InvalidInput, Redis.Redis>
 }
 
 /**
@@ -600,7 +730,8 @@ export const Service = <Self>() =>
   const layers: ServiceLayers<Self> = {
     layerMemory: layerMemoryAs(key),
     layerMemoryWith: (options) => layerMemoryAs(key, options),
-    layerLog: (options) => layerLogAs(key, options)
+    layerLog: (options) => layerLogAs(key, options),
+    layerRedis: (options) => layerRedisAs(key, options)
   }
   return Object.assign(key, layers)
 }

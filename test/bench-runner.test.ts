@@ -181,6 +181,29 @@ describe("bench plan", () => {
     assert.deepStrictEqual([...new Set(replaySizes)], [1_000_000, 10_000_000])
   })
 
+  it("the Redis rows run at 100k and 1M keys with short values in the full run, at 100k in --quick, at every size of --sizes", () => {
+    const base = fullCatalog()
+    const catalog: SubjectCatalog = {
+      ...base,
+      tables: [...base.tables, subject("kvlog-redis", "kvlog"), subject("redis-client")] as never,
+      durable: [...base.durable, subject("kvlog-redis", "kvlog"), subject("redis"), subject("redis-client")] as never
+    }
+    const full = plan(options([]), catalog)
+    for (const id of ["kvlog-redis", "redis-client"]) {
+      assert.deepStrictEqual(sizesOf(seedJobs(full), id), [100_000, 1_000_000], id)
+      assert.strictEqual(
+        seedJobs(full).find((job) => job.subject === id && job.size === 500_000)?.skip,
+        "Redis rows: 100k and 1M keys only"
+      )
+      assert.deepStrictEqual(sizesOf(seedJobs(full, "100b"), id), [], id)
+      assert.deepStrictEqual(sizesOf(seedJobs(plan(options(["--quick"]), catalog)), id), [100_000], id)
+      assert.deepStrictEqual(sizesOf(seedJobs(plan(options(["--sizes", "20k,200k"]), catalog)), id), [20_000, 200_000], id)
+    }
+    const durable = (jobs: ReadonlyArray<PlannedJob>) => jobs.filter((job) => job.suite === "durable").map((job) => job.subject)
+    assert.includeMembers(durable(full), ["kvlog-log-always", "kvlog-redis", "redis", "redis-client"])
+    assert.includeMembers(durable(plan(options(["--quick"]), catalog)), ["kvlog-log-always", "kvlog-redis", "redis"])
+  })
+
   it("the compaction jobs of a run share one directory for the prepared log", () => {
     const jobs = plan(options(["--quick"]), fullCatalog()).filter((job) => job.suite === "compaction")
     assert.strictEqual(jobs.length, 2)

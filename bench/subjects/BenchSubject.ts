@@ -62,6 +62,12 @@ export interface OpenStore {
   readonly read: (keys: ReadonlyArray<string>, order: Uint32Array) => Promise<ReadTiming>
   /** Releases the store (timers, fibers, files). */
   readonly close: () => Promise<void>
+  /**
+   * For a store whose data lives in another process (a server): the bytes
+   * that process holds for it now. Read before and after the fill, its
+   * growth is added to the store's bytes per key.
+   */
+  readonly externalBytes?: () => Promise<number>
 }
 
 /** A subject of the original library's tables and of the TTL-heavy table. */

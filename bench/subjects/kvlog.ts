@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import type * as Kvlog from "../../src/index.ts"
-import type { BenchSubject, ExpiryStore, ExpirySubject, OpenStore } from "./BenchSubject.ts"
+import type { BenchSubject, DurableStore, ExpiryStore, ExpirySubject, OpenStore, WriterRun } from "./BenchSubject.ts"
 
 /** kvlog's public module, `KeyValueStore` as exported by `src/index.ts`. */
 export type KvlogModule = typeof Kvlog.KeyValueStore
@@ -55,9 +55,10 @@ export const openKvlog = async (kvlog: KvlogModule, layer: Layer.Layer<KvlogTag,
  * The operations of the original library's tables on a kvlog store: sequential `yield* store.put`
  * in one `Effect.gen`, or, with `writeConcurrency > 1`, that many fibers
  * sharing the keys (for durable stores, whose sequential put is one disk
- * sync each).
+ * sync each); reads likewise, with `readConcurrency` (for a store over the
+ * network, whose sequential get is one round trip each).
  */
-export const kvlogOpenStore = ({ runtime, store }: KvlogHandle, writeConcurrency = 1): OpenStore => ({
+export const kvlogOpenStore = ({ runtime, store }: KvlogHandle, writeConcurrency = 1, readConcurrency = 1): OpenStore => ({
   fill: (keys, values, ttlMillis) =>
     runtime.runPromise(Effect.gen(function*() {
       const start = performance.now()
@@ -83,9 +84,20 @@ export const kvlogOpenStore = ({ runtime, store }: KvlogHandle, writeConcurrency
     runtime.runPromise(Effect.gen(function*() {
       let checksum = 0
       const start = performance.now()
-      for (let j = 0; j < order.length; j++) {
-        const value = yield* store.get(keys[order[j]!]!)
-        checksum += value.length
+      if (readConcurrency > 1) {
+        let next = 0
+        const reader = Effect.gen(function*() {
+          for (let j = next++; j < order.length; j = next++) {
+            const value = yield* store.get(keys[order[j]!]!)
+            checksum += value.length
+          }
+        })
+        yield* Effect.all(Array.from({ length: readConcurrency }, () => reader), { concurrency: "unbounded", discard: true })
+      } else {
+        for (let j = 0; j < order.length; j++) {
+          const value = yield* store.get(keys[order[j]!]!)
+          checksum += value.length
+        }
       }
       return { elapsedMillis: performance.now() - start, checksum }
     })),
@@ -128,4 +140,32 @@ export const kvlogMemoryExpiry = (kvlog: KvlogModule): ExpirySubject => ({
       close: () => runtime.dispose()
     } satisfies ExpiryStore
   }
+})
+
+/**
+ * The durable-writes loop on a kvlog store: each writer a fiber doing
+ * `yield* store.put(key, value)`, the next put once the previous one is
+ * acknowledged, until the window closes.
+ */
+export const kvlogDurableStore = ({ runtime, store }: KvlogHandle, close: () => Promise<void>): DurableStore => ({
+  runWriters: (writers, millis, keyPrefix, value) =>
+    runtime.runPromise(Effect.gen(function*() {
+      const latenciesMillis: Array<number> = []
+      const start = performance.now()
+      const end = start + millis
+      const writer = (writerIndex: number) =>
+        Effect.gen(function*() {
+          for (let n = 0; performance.now() < end; n++) {
+            const sent = performance.now()
+            yield* store.put(`${keyPrefix}${writerIndex}:${n}`, value)
+            latenciesMillis.push(performance.now() - sent)
+          }
+        })
+      yield* Effect.forEach(Array.from({ length: writers }, (_, i) => i), writer, {
+        concurrency: "unbounded",
+        discard: true
+      })
+      return { elapsedMillis: performance.now() - start, latenciesMillis } satisfies WriterRun
+    })),
+  close
 })

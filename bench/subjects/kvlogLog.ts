@@ -17,10 +17,16 @@ import type {
   CompactionRun,
   CompactionSubject,
   DurableSubject,
-  ReplaySubject,
-  WriterRun
+  ReplaySubject
 } from "./BenchSubject.ts"
-import { type KvlogModule, type KvlogService, type KvlogTag, kvlogOpenStore, openKvlog } from "./kvlog.ts"
+import {
+  kvlogDurableStore,
+  type KvlogModule,
+  type KvlogService,
+  type KvlogTag,
+  kvlogOpenStore,
+  openKvlog
+} from "./kvlog.ts"
 
 /** The options of `layerLog` the bench sets. */
 export interface KvlogLogOptions {
@@ -83,29 +89,8 @@ export const kvlogAlwaysDurable = (kvlog: KvlogModule, layerLog: KvlogLogLayer):
   description: "`layerLog({ path, fsync: \"always\" })`; each writer a fiber doing `yield* store.put(key, value)` in a loop.",
   durability: "group commit: one write + `fdatasync` per batch of pending puts, applied to the index once synced",
   open: async (workDir) => {
-    const { runtime, store } = await openKvlog(kvlog, layerLog({ path: path.join(workDir, "kvlog-always.log"), fsync: "always" }))
-    return {
-      runWriters: (writers, millis, keyPrefix, value) =>
-        runtime.runPromise(Effect.gen(function*() {
-          const latenciesMillis: Array<number> = []
-          const start = performance.now()
-          const end = start + millis
-          const writer = (writerIndex: number) =>
-            Effect.gen(function*() {
-              for (let n = 0; performance.now() < end; n++) {
-                const sent = performance.now()
-                yield* store.put(`${keyPrefix}${writerIndex}:${n}`, value)
-                latenciesMillis.push(performance.now() - sent)
-              }
-            })
-          yield* Effect.forEach(Array.from({ length: writers }, (_, i) => i), writer, {
-            concurrency: "unbounded",
-            discard: true
-          })
-          return { elapsedMillis: performance.now() - start, latenciesMillis } satisfies WriterRun
-        })),
-      close: () => runtime.dispose()
-    }
+    const handle = await openKvlog(kvlog, layerLog({ path: path.join(workDir, "kvlog-always.log"), fsync: "always" }))
+    return kvlogDurableStore(handle, () => handle.runtime.dispose())
   }
 })
 

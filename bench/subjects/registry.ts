@@ -1,7 +1,8 @@
 /**
  * Which subjects each suite measures, in table order. kvlog's subjects are
  * registered only when kvlog loads (its Promise API when `src/promise.ts`
- * loads), its log subjects only when `layerLog` exists at run time, Redis only when `redis-server` is on PATH; every
+ * loads), its log subjects only when `layerLog` exists at run time, its Redis subjects only when `layerRedis` does, and
+ * every Redis subject only when `redis-server` is on PATH; every
  * subject left out is listed with the reason, so the tables can say so.
  */
 import type { SuiteName } from "../jobs.ts"
@@ -28,7 +29,15 @@ import {
 } from "./kvlogLog.ts"
 import { kvlogPromiseMemory, loadKvlogPromise } from "./kvlogPromise.ts"
 import { rawAppend } from "./rawAppend.ts"
-import { redisAlways, redisServerAvailable } from "./redis.ts"
+import {
+  kvlogRedisDurable,
+  kvlogRedisLayer,
+  kvlogRedisSubject,
+  redisAlways,
+  redisClientAlways,
+  redisClientSubject,
+  redisServerAvailable
+} from "./redis.ts"
 
 /** A subject a suite would measure but cannot here, and why. */
 export interface MissingSubject {
@@ -74,7 +83,16 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   note("compaction", "kvlog-log-never", "kvlog makeLog never", compactionMissing)
   note("expiry", "kvlog-memory", "kvlog layerMemory", kvlogMissing)
   const redis = redisServerAvailable()
-  note("durable", "redis", "Redis (appendfsync always)", redis ? undefined : "skipped: redis-server not found")
+  const noRedisServer = redis ? undefined : "skipped: redis-server not found"
+  const layerRedis = kvlog === undefined ? undefined : kvlogRedisLayer(kvlog)
+  const kvlogRedisMissing = kvlogMissing ?? noRedisServer ??
+    (layerRedis === undefined ? "`KeyValueStore.layerRedis` has not landed" : undefined)
+  note("tables", "kvlog-redis", "kvlog layerRedis", kvlogRedisMissing)
+  note("tables", "redis-client", "redis (node-redis client)", noRedisServer)
+  note("durable", "kvlog-redis", "kvlog layerRedis, appendfsync always", kvlogRedisMissing)
+  note("durable", "redis", "Redis (appendfsync always)", noRedisServer)
+  note("durable", "redis-client", "redis (node-redis client), appendfsync always", noRedisServer)
+  const withKvlogRedis = kvlog !== undefined && layerRedis !== undefined && redis
 
   const promiseLoad = await loadKvlogPromise()
   note("tables", "kvlog-promise", "kvlog/promise openMemory", promiseLoad._tag === "Unavailable" ? promiseLoad.reason : undefined)
@@ -91,14 +109,24 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
       kvlogLogSubject(kvlog, layerLog, "always")
     )
   }
+  if (withKvlogRedis) kvlogSeed.push(kvlogRedisSubject(kvlog, layerRedis))
   return {
-    tables: [...kvlogSeed, rawMap, lruCache, lruCacheWithTtl, ttlCache, effectKeyValueStore],
+    tables: [
+      ...kvlogSeed,
+      rawMap,
+      lruCache,
+      lruCacheWithTtl,
+      ttlCache,
+      effectKeyValueStore,
+      ...(redis ? [redisClientSubject] : [])
+    ],
     ttl: [...(kvlog === undefined ? [] : [kvlogMemory(kvlog)]), ttlCache, lruCacheWithTtl, mapWithTimerPerKey],
     durable: [
       ...(kvlog !== undefined && layerLog !== undefined ? [kvlogAlwaysDurable(kvlog, layerLog)] : []),
       lmdbDurable,
       classicLevelDurable,
-      ...(redis ? [redisAlways] : []),
+      ...(withKvlogRedis ? [kvlogRedisDurable(kvlog, layerRedis)] : []),
+      ...(redis ? [redisAlways, redisClientAlways] : []),
       rawAppend("preallocated"),
       rawAppend("sync"),
       rawAppend("async")
@@ -133,6 +161,8 @@ export const knownSubjectIds: ReadonlyArray<string> = [
   "lmdb",
   "classic-level",
   "redis",
+  "kvlog-redis",
+  "redis-client",
   "raw-fdatasync-prealloc",
   "raw-fdatasync",
   "raw-fdatasync-async"

@@ -102,8 +102,10 @@ const measureRepetition = async (
   // Measured from before the store exists: some allocate their tables up front.
   const empty = snapshot()
   const store = await subject.open({ capacity: job.keys, workDir: job.workDir })
+  const externalBefore = await store.externalBytes?.()
   const writeMillis = await store.fill(data.keys, data.values, ttls)
   const full = snapshot()
+  const externalAfter = await store.externalBytes?.()
   const growth = bytesPerKey(empty, full, job.keys)
   const read = order === undefined ? undefined : await store.read(data.keys, order)
   await store.close()
@@ -113,7 +115,9 @@ const measureRepetition = async (
   return {
     writeMillis,
     readMillis: read?.elapsedMillis ?? Number.NaN,
-    storeBytesPerKey: growth.liveBytesPerKey,
+    // A server's memory counts as the store's: its keys live there, not in this process.
+    storeBytesPerKey: growth.liveBytesPerKey +
+      (externalBefore === undefined || externalAfter === undefined ? 0 : (externalAfter - externalBefore) / job.keys),
     rssBytesPerKey: growth.rssBytesPerKey
   }
 }

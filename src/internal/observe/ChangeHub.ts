@@ -15,7 +15,8 @@ import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
-import type { ChangeEvent } from "../../KeyValueStore.ts"
+import type { ChangeEvent, ChangesOptions } from "../../KeyValueStore.ts"
+import { InvalidInput } from "../errors.ts"
 
 export const defaultChangeBufferSize = 4096
 
@@ -70,6 +71,18 @@ export class ChangeHub {
       )
       return Stream.fromQueue(queue)
     }))
+  }
+
+  /** `changesWith` of every store: the options checked, then a subscription. */
+  subscribeWith(options: ChangesOptions): Stream.Stream<ChangeEvent, InvalidInput> {
+    const bufferSize = options.bufferSize ?? defaultChangeBufferSize
+    if (!(Number.isSafeInteger(bufferSize) && bufferSize >= 2)) {
+      // Two at least: room for a `Lagged` event and the event after it.
+      return Stream.fail(
+        new InvalidInput({ message: `bufferSize must be an integer of at least 2, got ${String(bufferSize)}` })
+      )
+    }
+    return this.subscribe(bufferSize)
   }
 
   /** The store is closing: every stream ends once it has delivered what it holds. */

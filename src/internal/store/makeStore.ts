@@ -15,8 +15,6 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type {
-  ChangeEvent,
-  ChangesOptions,
   KeyValueStoreService,
   LogStats,
   StoreStats,
@@ -241,17 +239,6 @@ export const makeService = (
     return logStats === undefined ? base : { ...base, log: logStats() }
   })
 
-  const changesWith = (options: ChangesOptions): Stream.Stream<ChangeEvent, InvalidInput> => {
-    const bufferSize = options.bufferSize ?? defaultChangeBufferSize
-    if (!(Number.isSafeInteger(bufferSize) && bufferSize >= 2)) {
-      // Two at least: room for a `Lagged` event and the event after it.
-      return Stream.fail(
-        new InvalidInput({ message: `bufferSize must be an integer of at least 2, got ${String(bufferSize)}` })
-      )
-    }
-    return core.changes.subscribe(bufferSize)
-  }
-
   return {
     name: core.name,
     get,
@@ -282,7 +269,7 @@ export const makeService = (
     compact: committer.compact,
     stats,
     changes: core.changes.subscribe(defaultChangeBufferSize),
-    changesWith
+    changesWith: (options) => core.changes.subscribeWith(options)
   }
 }
 
