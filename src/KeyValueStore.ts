@@ -397,6 +397,19 @@ export interface MemoryOptions {
    * failure is logged as a warning.
    */
   readonly onReclaim?: ((key: string, deadline: number, reclaimedAt: number) => void) | undefined
+  /**
+   * Where the store keeps its entries. `"heap"`: as JavaScript strings and
+   * arrays on V8's heap. `"shared"`: as bytes in `SharedArrayBuffer`s, off
+   * the heap (about half the memory a key, no string made until a value is
+   * read, and worker threads can read the store in parallel); strings and
+   * byte arrays come back exactly as they went in either way. Default:
+   * `"heap"`, or `"shared"` when the environment variable `KVLOG_INDEX` is
+   * `shared`. Anything else is refused with `InvalidInput` (a defect for
+   * `make` and `layerMemoryWith`, which have no error channel).
+   *
+   * @since 0.3.0
+   */
+  readonly index?: "heap" | "shared" | undefined
 }
 
 // =============================================================================

@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
+import { checkIndexOption } from "../validate.ts"
 import { applyDelete, applyPut } from "../store/applyWrite.ts"
 import { makeCore, makeService, publishMetrics, type StoreCore } from "../store/makeStore.ts"
 import { startCompactor } from "./compaction/Compactor.ts"
@@ -43,6 +44,8 @@ const checkOptions = (options: LogOptions): InvalidInput | undefined => {
   if (options.onReclaim !== undefined && typeof options.onReclaim !== "function") {
     return bad(`onReclaim must be a function, got ${typeof options.onReclaim}`)
   }
+  const index = checkIndexOption(options.index)
+  if (index !== undefined) return index
   const fsync = options.fsync
   if (fsync !== undefined && fsync !== "always" && fsync !== "interval" && fsync !== "never") {
     return bad(`fsync must be "always", "interval" or "never", got ${JSON.stringify(fsync)}`)
@@ -246,7 +249,7 @@ const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOp
       }
     })
     core.index.trim()
-    core.reaper.scheduled(core.index.deadlines.peekDeadline())
+    core.reaper.scheduled(core.index.earliestDeadline())
 
     const log = new LogFile(filePath, ops, fd, state)
     log.counters = core.counters
