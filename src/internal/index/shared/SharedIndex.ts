@@ -51,12 +51,17 @@ import {
 import { decodeAscii, decodeUtf8, utf8Length, writeUtf8 } from "./Utf8.ts"
 
 const minCapacity = 8
-const firstSegmentBytes = 64 * 1024
 const minEntries = 64
-/** Holes tolerated in the dense array however small it is. */
-const minHolesToSqueeze = 64
-/** Garbage tolerated in the arena however small it is. */
-const minGarbageToCompact = 1024 * 1024
+
+/** Thresholds that tests lower, to squeeze, compact and add segments often. */
+export interface SharedIndexTuning {
+  /** Size of the first segment; each next one doubles, up to 64 MiB (default 64 KiB). */
+  readonly firstSegmentBytes?: number
+  /** Holes tolerated in the dense array however small it is (default 64). */
+  readonly minHolesToSqueeze?: number
+  /** Garbage tolerated in the arena however small it is (default 1 MiB). */
+  readonly minGarbageToCompact?: number
+}
 /** Bytes a compaction step copies at least, besides twice what the write that runs it wrote. */
 const compactionStepBytes = 16 * 1024
 
@@ -87,7 +92,7 @@ class Contents {
   readonly segmentUsed: Array<number> = []
   /** The segment records are appended to; -1 before the first. */
   current = -1
-  nextSegmentBytes = firstSegmentBytes
+  nextSegmentBytes: number
   allocatedBytes = 0
   liveBytes = 0
   generation = new Generation()
@@ -100,7 +105,8 @@ class Contents {
   readonly fromSpace = new Uint8Array(maxSegments)
   compaction: ContentsCursor | undefined = undefined
 
-  constructor(capacity: number, entries: number) {
+  constructor(capacity: number, entries: number, firstSegmentBytes: number) {
+    this.nextSegmentBytes = firstSegmentBytes
     this.slots = new Int32Array(new SharedArrayBuffer(8 * capacity))
     this.mask = capacity - 1
     this.entries = new Uint32Array(new SharedArrayBuffer(4 * entries))
@@ -113,14 +119,23 @@ export class SharedIndex implements Index {
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * controlLength))
   private readonly k0: number
   private readonly k1: number
-  private contents = new Contents(minCapacity, minEntries)
+  private contents: Contents
+  private readonly firstSegmentBytes: number
+  private readonly minHolesToSqueeze: number
+  private readonly minGarbageToCompact: number
   private readonly readers = new Readers()
   /** The key of the operation in progress, as UTF-8. */
   private readonly key = new Uint8Array(3 * maxKeyLength)
   private keyLength = 0
   private keyAscii = false
+  private compactions = 0
+  private squeezes = 0
 
-  constructor() {
+  constructor(tuning: SharedIndexTuning = {}) {
+    this.firstSegmentBytes = tuning.firstSegmentBytes ?? 64 * 1024
+    this.minHolesToSqueeze = tuning.minHolesToSqueeze ?? 64
+    this.minGarbageToCompact = tuning.minGarbageToCompact ?? 1024 * 1024
+    this.contents = new Contents(minCapacity, minEntries, this.firstSegmentBytes)
     const seed = getRandomValues(new Int32Array(2))
     this.k0 = seed[0]
     this.k1 = seed[1]
@@ -142,6 +157,24 @@ export class SharedIndex implements Index {
 
   liveSize(now: number): number {
     return this.contents.live - this.contents.heap.countExpired(now)
+  }
+
+  /** What tests check they exercised: compactions and squeezes so far, segments held. */
+  get activity(): {
+    readonly compactions: number
+    readonly squeezes: number
+    readonly compacting: boolean
+    readonly segments: number
+    readonly garbageBytes: number
+  } {
+    const c = this.contents
+    return {
+      compactions: this.compactions,
+      squeezes: this.squeezes,
+      compacting: c.compaction !== undefined,
+      segments: c.segments.filter((segment) => segment !== undefined).length,
+      garbageBytes: c.allocatedBytes - c.liveBytes
+    }
   }
 
   /** Bytes of shared memory the index holds (`process.memoryUsage()` counts them in `external`). */
@@ -188,6 +221,11 @@ export class SharedIndex implements Index {
   trim(): void {
     this.write(() => {
       const c = this.contents
+      // Whatever the minimum a write waits for, a trim compacts an arena
+      // that is half garbage: it is the moment to give memory back.
+      if (c.compaction === undefined && c.allocatedBytes > c.liveBytes && c.allocatedBytes - c.liveBytes >= c.liveBytes) {
+        this.beginCompaction()
+      }
       while (c.compaction !== undefined) this.compactionStep(Infinity)
       const capacity = capacityFor(c.live)
       if (capacity < c.mask + 1) this.rebuildSlots(capacity)
@@ -230,7 +268,7 @@ export class SharedIndex implements Index {
 
   clear(): void {
     this.write(() => {
-      this.contents = new Contents(minCapacity, minEntries)
+      this.contents = new Contents(minCapacity, minEntries, this.firstSegmentBytes)
       this.publish()
     })
   }
@@ -378,7 +416,7 @@ export class SharedIndex implements Index {
     }
     this.vacate(slot)
     const holes = c.entriesEnd - c.live
-    if (holes >= minHolesToSqueeze && 2 * holes >= c.entriesEnd) this.squeeze()
+    if (holes >= this.minHolesToSqueeze && 2 * holes >= c.entriesEnd) this.squeeze()
   }
 
   /** Moves a compaction along, or starts one once half the arena is garbage. */
@@ -389,7 +427,7 @@ export class SharedIndex implements Index {
       return
     }
     const garbage = c.allocatedBytes - c.liveBytes
-    if (garbage >= minGarbageToCompact && garbage >= c.liveBytes) this.beginCompaction()
+    if (garbage >= this.minGarbageToCompact && garbage >= c.liveBytes) this.beginCompaction()
   }
 
   // ===========================================================================
@@ -541,6 +579,7 @@ export class SharedIndex implements Index {
     const ended = c.generation
     ended.removed = removed
     ended.next = c.generation = new Generation()
+    this.squeezes++
   }
 
   private ensureHeapMaps(entries: number): void {
@@ -651,7 +690,7 @@ export class SharedIndex implements Index {
     const c = this.contents
     for (let id = 0; id < c.segments.length; id++) if (c.segments[id] !== undefined) c.fromSpace[id] = 1
     c.current = -1
-    c.nextSegmentBytes = firstSegmentBytes
+    c.nextSegmentBytes = this.firstSegmentBytes
     c.compaction = new ContentsCursor(c)
   }
 
@@ -683,6 +722,7 @@ export class SharedIndex implements Index {
   private endCompaction(): void {
     const c = this.contents
     c.compaction = undefined
+    this.compactions++
     for (let id = 0; id < c.segments.length; id++) {
       if (c.fromSpace[id] === 0) continue
       c.allocatedBytes -= c.segmentUsed[id] - segmentStart
@@ -729,13 +769,20 @@ class StoredCursor implements EntryCursor {
   value: Value = ""
   deadline = Infinity
   private readonly walk: ContentsCursor
+  private done = false
 
   constructor(walk: ContentsCursor) {
     this.walk = walk
   }
 
   next(): boolean {
-    if (!this.walk.next()) return false
+    // Finished is finished, as for a `Map` iterator: entries added after the
+    // end was reached are not walked.
+    if (this.done) return false
+    if (!this.walk.next()) {
+      this.done = true
+      return false
+    }
     this.key = this.walk.key()
     this.value = this.walk.value()
     this.deadline = this.walk.deadline()
