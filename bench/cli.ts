@@ -104,6 +104,7 @@ const defaultResultsRoot = path.join(path.dirname(fileURLToPath(import.meta.url)
  */
 const quickSeedSubjects = [
   "kvlog-memory",
+  "kvlog-memory-shared",
   "kvlog-promise",
   "kvlog-log-buffered",
   "map",

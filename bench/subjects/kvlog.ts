@@ -114,6 +114,20 @@ export const kvlogMemory = (kvlog: KvlogModule): BenchSubject => ({
   open: async () => kvlogOpenStore(await openKvlog(kvlog, kvlog.layerMemory))
 })
 
+/**
+ * kvlog's `layerMemoryWith({ index: "shared" })`: keys and values as bytes
+ * in `SharedArrayBuffer`s (counted in `external`, which the memory columns
+ * include).
+ */
+export const kvlogMemoryShared = (kvlog: KvlogModule): BenchSubject => ({
+  id: "kvlog-memory-shared",
+  label: "kvlog layerMemory, shared index",
+  role: "kvlog",
+  description:
+    "`KeyValueStore.layerMemoryWith({ index: \"shared\" })`; called like layerMemory. Its memory is off V8's heap, in `SharedArrayBuffer`s (`external`).",
+  open: async () => kvlogOpenStore(await openKvlog(kvlog, kvlog.layerMemoryWith({ index: "shared" })))
+})
+
 /** kvlog's `layerMemoryWith({ onReclaim })`: the reaper reports each reclaimed key with its deadline. */
 export const kvlogMemoryExpiry = (kvlog: KvlogModule): ExpirySubject => ({
   id: "kvlog-memory",

@@ -31,6 +31,7 @@ import {
 /** The options of `layerLog` the bench sets. */
 export interface KvlogLogOptions {
   readonly path: string
+  readonly index?: "heap" | "shared"
   readonly fsync: "always" | "interval" | "never"
   readonly acknowledge?: "written" | "buffered"
 }
@@ -109,6 +110,23 @@ export const kvlogReplay = (kvlog: KvlogModule, layerLog: KvlogLogLayer): Replay
   },
   openAndScan: async (workDir) => {
     const { runtime, store } = await openKvlog(kvlog, layerLog({ path: path.join(workDir, "kvlog.log"), fsync: "never" }))
+    const records = await runtime.runPromise(store.size)
+    return { records, close: () => runtime.dispose() }
+  }
+})
+
+/** The same replay into the shared index: records go from the log to the arena as bytes. */
+export const kvlogReplayShared = (kvlog: KvlogModule, layerLog: KvlogLogLayer): ReplaySubject => ({
+  ...kvlogReplay(kvlog, layerLog),
+  id: "kvlog-log-shared",
+  label: "kvlog layerLog, shared index (replay on open)",
+  description:
+    "written with `fsync: \"never\"` and closed; timed: building `layerLog({ path, fsync: \"never\", index: \"shared\" })` (replay, no string made per record) and `size`.",
+  openAndScan: async (workDir) => {
+    const { runtime, store } = await openKvlog(
+      kvlog,
+      layerLog({ path: path.join(workDir, "kvlog.log"), fsync: "never", index: "shared" })
+    )
     const records = await runtime.runPromise(store.size)
     return { records, close: () => runtime.dispose() }
   }

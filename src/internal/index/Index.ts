@@ -51,6 +51,21 @@ export interface Index {
   liveKeys(now: () => number): Generator<string>
   /** Every stored entry with its deadline, expired or not, with `liveEntries`' guarantees. */
   storedCursor(): EntryCursor
+  /**
+   * `set` with the key and value as bytes (UTF-8 for strings), for an index
+   * that stores bytes: replay then makes no string. Absent on the heap index.
+   */
+  readonly setBytes?: (
+    source: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    valueAt: number,
+    valueLength: number,
+    valueIsBytes: boolean,
+    deadline: number
+  ) => void
+  /** `removeLive` with the key as UTF-8 bytes; with `setBytes`. */
+  readonly removeLiveBytes?: (source: Uint8Array, keyAt: number, keyLength: number, now: number) => boolean
 }
 
 /**

@@ -13,7 +13,7 @@ import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
 import { checkIndexOption } from "../validate.ts"
-import { applyDelete, applyPut } from "../store/applyWrite.ts"
+import { applyDelete, applyDeleteBytes, applyPut, applyPutBytes } from "../store/applyWrite.ts"
 import { makeCore, makeService, publishMetrics, type StoreCore } from "../store/makeStore.ts"
 import { startCompactor } from "./compaction/Compactor.ts"
 import { directoryOf, type FileOps, readFully, removeIfPresent, withDefaults, writeFully } from "./file/FileOps.ts"
@@ -128,7 +128,13 @@ const replayInto = (core: StoreCore): RecordVisitor => {
     },
     // Each doubling of the index re-places every key so far: make room at
     // once. A log of many overwrites over-reserves; `trim` gives it back.
-    expect: (records) => core.index.reserve(records)
+    expect: (records) => core.index.reserve(records),
+    // An index that stores bytes takes the records as bytes: no string per record.
+    bytes: core.index.setBytes === undefined ? undefined : {
+      put: (buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline) =>
+        applyPutBytes(core, buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline, now),
+      delete: (buf, keyAt, keyLength) => applyDeleteBytes(core, buf, keyAt, keyLength, now)
+    }
   }
 }
 

@@ -27,6 +27,7 @@ import { ChangeHub, defaultChangeBufferSize } from "../observe/ChangeHub.ts"
 import { type GaugeSources, registerStoreMetrics, StoreCounters } from "../observe/StoreMetrics.ts"
 import { applyClear, applyDelete, applyPut } from "./applyWrite.ts"
 import { operation } from "./Operation.ts"
+import { registerIndex } from "./sharedReader.ts"
 import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
 import { type Reaper, type ReaperOptions, startReaper } from "../ttl/ReaperFiber.ts"
 import { checkIndexOption, checkKey, checkValue, invalidKey, isKeyInRange, ownValue, ttlMillis } from "../validate.ts"
@@ -242,7 +243,7 @@ export const makeService = (
     return logStats === undefined ? base : { ...base, log: logStats() }
   })
 
-  return {
+  const service: KeyValueStoreService = {
     name: core.name,
     get,
     put,
@@ -274,6 +275,8 @@ export const makeService = (
     changes: core.changes.subscribe(defaultChangeBufferSize),
     changesWith: (options) => core.changes.subscribeWith(options)
   }
+  registerIndex(service, index)
+  return service
 }
 
 export const makeMemory = (options: StoreOptions = {}): Effect.Effect<KeyValueStoreService, never, Scope.Scope> =>

@@ -128,6 +128,8 @@ export class SharedIndex implements Index {
   private readonly key = new Uint8Array(3 * maxKeyLength)
   private keyLength = 0
   private keyAscii = false
+  /** Where `newRecord` left room for the value. */
+  private valueAt = 0
   private compactions = 0
   private squeezes = 0
 
@@ -329,30 +331,113 @@ export class SharedIndex implements Index {
     try {
       return change()
     } finally {
-      const c = this.contents
-      Atomics.store(this.control, controlEntriesEnd, c.entriesEnd)
-      Atomics.store(this.control, controlLive, c.live)
-      Atomics.add(this.control, controlSequence, 1)
+      this.endGuard()
     }
+  }
+
+  /** Ends a write of the seqlock: the counts readers see, then an even sequence. */
+  private endGuard(): void {
+    const c = this.contents
+    Atomics.store(this.control, controlEntriesEnd, c.entriesEnd)
+    Atomics.store(this.control, controlLive, c.live)
+    Atomics.add(this.control, controlSequence, 1)
   }
 
   private setUnguarded(key: string, value: Value, deadline: number): void {
     const hash = this.encodeKey(key)
-    const c = this.contents
-    let valueBytes: number
-    let valueAscii = false
     if (typeof value === "string") {
       const length = utf8Length(value)
-      valueAscii = length < 0 || value.length === 0
-      valueBytes = length < 0 ? -length : length
+      const ascii = length <= 0
+      const ref = this.newRecord(ascii ? -length : length, false, ascii, deadline)
+      const segment = this.contents.segments[refSegment(ref)]!
+      writeUtf8(value, ascii, segment.bytes, segment.node, this.valueAt)
+      this.link(hash, ref, deadline)
     } else {
-      valueBytes = value.byteLength
+      const ref = this.newRecord(value.byteLength, true, false, deadline)
+      this.contents.segments[refSegment(ref)]!.bytes.set(value, this.valueAt)
+      this.link(hash, ref, deadline)
     }
+  }
+
+  /**
+   * `set` from bytes: the key is `source[keyAt, keyAt + keyLength)` as UTF-8,
+   * the value `source[valueAt, valueAt + valueLength)`, UTF-8 of a string or
+   * a `Uint8Array`'s bytes. Replay calls it with its read buffer: a record
+   * goes from the log to the arena without becoming a string.
+   */
+  setBytes(
+    source: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    valueAt: number,
+    valueLength: number,
+    valueIsBytes: boolean,
+    deadline: number
+  ): void {
+    const guarded = this.readers.ports.size > 0
+    if (guarded) Atomics.add(this.control, controlSequence, 1)
+    try {
+      const hash = this.loadKey(source, keyAt, keyLength)
+      let ascii = false
+      if (!valueIsBytes) {
+        let bits = 0
+        for (let i = valueAt; i < valueAt + valueLength; i++) bits |= source[i]
+        ascii = bits < 0x80
+      }
+      const ref = this.newRecord(valueLength, valueIsBytes, ascii, deadline)
+      const bytes = this.contents.segments[refSegment(ref)]!.bytes
+      const at = this.valueAt
+      if (valueLength <= 32) {
+        for (let i = 0; i < valueLength; i++) bytes[at + i] = source[valueAt + i]
+      } else {
+        bytes.set(source.subarray(valueAt, valueAt + valueLength), at)
+      }
+      this.link(hash, ref, deadline)
+    } finally {
+      if (guarded) this.endGuard()
+    }
+  }
+
+  /** `removeLive` from bytes: the key is `source[keyAt, keyAt + keyLength)` as UTF-8. */
+  removeLiveBytes(source: Uint8Array, keyAt: number, keyLength: number, now: number): boolean {
+    return this.write(() => this.removeHashed(this.loadKey(source, keyAt, keyLength), now))
+  }
+
+  /**
+   * Allocates a record for the key in `this.key` and a value of
+   * `valueLength` bytes, writes all but the value, and sets `valueAt` to
+   * where the value goes. The record is not in the table until `link`.
+   */
+  private newRecord(valueLength: number, valueIsBytes: boolean, valueAscii: boolean, deadline: number): number {
     const withDeadline = deadline !== Infinity
-    const size = recordBytes(this.keyLength, valueBytes, withDeadline)
+    const ref = this.allocate(recordBytes(this.keyLength, valueLength, withDeadline))
+    const segment = this.contents.segments[refSegment(ref)]!
+    const at = refOffset(ref)
+    segment.words[at >> 2] = this.keyLength | (valueIsBytes ? flagBytes : 0) | (withDeadline ? flagDeadline : 0) |
+      (this.keyAscii ? flagKeyAscii : 0) | (valueAscii ? flagValueAscii : 0)
+    segment.words[(at >> 2) + 1] = valueLength
+    let next = at + recordHeaderBytes
+    if (withDeadline) {
+      segment.floats[(at >> 3) + 1] = deadline
+      next += 8
+    }
+    const length = this.keyLength
+    const bytes = segment.bytes
+    if (length <= 32) {
+      const key = this.key
+      for (let i = 0; i < length; i++) bytes[next + i] = key[i]
+    } else {
+      bytes.set(this.key.subarray(0, length), next)
+    }
+    this.valueAt = next + length
+    return ref
+  }
+
+  /** Points the key in `this.key` (hash `hash`) at the whole record `ref`, and keeps the heap and the arena in order. */
+  private link(hash: number, ref: number, deadline: number): void {
+    const c = this.contents
+    const size = this.sizeOfRecord(ref)
     const slot = this.probe(hash)
-    const ref = this.allocate(size)
-    this.writeRecord(ref, value, valueBytes, valueAscii, deadline)
     const stored = c.slots[2 * slot]
     let entry: number
     if (stored !== 0) {
@@ -369,7 +454,7 @@ export class SharedIndex implements Index {
     }
     c.liveBytes += size
     const heapSlot = entry < c.heapSlotOf.length ? c.heapSlotOf[entry] - 1 : -1
-    if (withDeadline) {
+    if (deadline !== Infinity) {
       if (heapSlot >= 0) {
         c.heap.reschedule(heapSlot, "", deadline)
       } else {
@@ -388,7 +473,10 @@ export class SharedIndex implements Index {
   }
 
   private removeLiveUnguarded(key: string, now: number): boolean {
-    const hash = this.encodeKey(key)
+    return this.removeHashed(this.encodeKey(key), now)
+  }
+
+  private removeHashed(hash: number, now: number): boolean {
     const c = this.contents
     const slot = this.probe(hash)
     const stored = c.slots[2 * slot]
@@ -441,6 +529,16 @@ export class SharedIndex implements Index {
     this.keyLength = length < 0 ? -length : length
     writeUtf8(key, this.keyAscii, this.key, undefined, 0)
     return hashBytes(this.key, 0, this.keyLength, this.k0, this.k1)
+  }
+
+  /** Copies a UTF-8 key into `this.key` and returns its hash. */
+  private loadKey(source: Uint8Array, at: number, length: number): number {
+    const key = this.key
+    let bits = 0
+    for (let i = 0; i < length; i++) bits |= key[i] = source[at + i]
+    this.keyLength = length
+    this.keyAscii = bits < 0x80
+    return hashBytes(key, 0, length, this.k0, this.k1)
   }
 
   /** The record of `key`, or 0. */
@@ -638,32 +736,6 @@ export class SharedIndex implements Index {
     c.fromSpace[id] = 0
     this.publish()
     return id
-  }
-
-  private writeRecord(ref: number, value: Value, valueBytes: number, valueAscii: boolean, deadline: number): void {
-    const segment = this.contents.segments[refSegment(ref)]!
-    const at = refOffset(ref)
-    const withDeadline = deadline !== Infinity
-    const flags = (typeof value === "string" ? 0 : flagBytes) | (withDeadline ? flagDeadline : 0) |
-      (this.keyAscii ? flagKeyAscii : 0) | (valueAscii ? flagValueAscii : 0)
-    segment.words[at >> 2] = this.keyLength | flags
-    segment.words[(at >> 2) + 1] = valueBytes
-    let next = at + recordHeaderBytes
-    if (withDeadline) {
-      segment.floats[(at >> 3) + 1] = deadline
-      next += 8
-    }
-    const length = this.keyLength
-    const bytes = segment.bytes
-    if (length <= 32) {
-      const key = this.key
-      for (let i = 0; i < length; i++) bytes[next + i] = key[i]
-    } else {
-      bytes.set(this.key.subarray(0, length), next)
-    }
-    next += length
-    if (typeof value === "string") writeUtf8(value, valueAscii, segment.bytes, segment.node, next)
-    else segment.bytes.set(value, next)
   }
 
   private sizeOfRecord(ref: number): number {

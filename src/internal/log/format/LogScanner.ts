@@ -41,6 +41,24 @@ export interface RecordVisitor {
   readonly delete: (key: string, offset: number) => void
   /** Told once, early, about how many records the whole log likely holds. */
   readonly expect?: (records: number) => void
+  /**
+   * When present, puts and deletes come here instead, as byte ranges of
+   * `buf` (valid only during the call): the key `[keyAt, keyAt + keyLength)`
+   * and the value `[valueAt, valueAt + valueLength)`, both UTF-8 unless
+   * `valueIsBytes`. No string is decoded.
+   */
+  readonly bytes?: {
+    readonly put: (
+      buf: Uint8Array,
+      keyAt: number,
+      keyLength: number,
+      valueAt: number,
+      valueLength: number,
+      valueIsBytes: boolean,
+      deadline: number
+    ) => void
+    readonly delete: (buf: Uint8Array, keyAt: number, keyLength: number) => void
+  }
 }
 
 /**
@@ -143,6 +161,7 @@ const payloadProblem = (buf: Buffer, start: number, end: number): string | undef
  * records `recordsProblem` has passed: it checks nothing itself.
  */
 export const applyRecords = (buf: Buffer, start: number, end: number, visitor: RecordVisitor, base = 0): void => {
+  if (visitor.bytes !== undefined) return applyRecordBytes(buf, start, end, visitor.bytes)
   let at = start
   while (at < end) {
     const payloadEnd = at + recordHeaderLength + readU32(buf, at)
@@ -167,6 +186,29 @@ export const applyRecords = (buf: Buffer, start: number, end: number, visitor: R
       )
     } else {
       visitor.delete(decodeUtf8(buf, at + recordHeaderLength + 6, payloadEnd), base + at)
+    }
+    at = payloadEnd
+  }
+}
+
+/** `applyRecords` for a visitor that takes bytes: no string, no copy, no object per record. */
+const applyRecordBytes = (buf: Buffer, start: number, end: number, visitor: NonNullable<RecordVisitor["bytes"]>): void => {
+  let at = start
+  while (at < end) {
+    const payloadEnd = at + recordHeaderLength + readU32(buf, at)
+    const flags = buf[at + recordHeaderLength + 1]
+    if (buf[at + recordHeaderLength] === opPut) {
+      let p = at + recordHeaderLength + 2
+      let deadline = Infinity
+      if ((flags & flagDeadline) !== 0) {
+        deadline = buf.readDoubleLE(p)
+        p += 8
+      }
+      const keyLength = readU32(buf, p)
+      const keyEnd = p + 4 + keyLength
+      visitor.put(buf, p + 4, keyLength, keyEnd, payloadEnd - keyEnd, (flags & flagBytes) !== 0, deadline)
+    } else {
+      visitor.delete(buf, at + recordHeaderLength + 6, payloadEnd - (at + recordHeaderLength + 6))
     }
     at = payloadEnd
   }

@@ -1,0 +1,29 @@
+/**
+ * One reader thread of `bench/sharedIndex.ts`: waits for the start signal,
+ * then `yield* store.get(key)` for every index of `order`, through
+ * `KeyValueStore.layerSharedReader`, and posts how long that took.
+ */
+import * as Effect from "effect/Effect"
+import { parentPort, workerData } from "node:worker_threads"
+import * as KeyValueStore from "../src/KeyValueStore.ts"
+
+const { control, handle, order } = workerData as {
+  readonly control: Int32Array
+  readonly handle: KeyValueStore.SharedReaderHandle
+  readonly order: Int32Array
+}
+
+const millis = await Effect.runPromise(
+  Effect.gen(function*() {
+    const store = yield* KeyValueStore.KeyValueStore
+    Atomics.add(control, 0, 1)
+    Atomics.wait(control, 1, 0)
+    let checksum = 0
+    const start = performance.now()
+    for (let j = 0; j < order.length; j++) checksum += (yield* store.get(`key${order[j]}`)).length
+    const elapsed = performance.now() - start
+    if (checksum === 0) throw new Error("no reads")
+    return elapsed
+  }).pipe(Effect.provide(KeyValueStore.layerSharedReader(handle)))
+)
+parentPort!.postMessage({ millis })

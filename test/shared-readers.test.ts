@@ -1,0 +1,198 @@
+/**
+ * Readers in worker threads: a store opened with `index: "shared"` is read by
+ * other threads through `KeyValueStore.layerSharedReader`, in parallel with
+ * its writer, and every read is one the contract allows.
+ *
+ * - In the owning thread (the reader works there too, on the same clock), a
+ *   reader answers as the store does: values, `KeyNotFound`, exact TTL on
+ *   `TestClock`, `InvalidInput`, and refused writes.
+ * - Values of different lengths and types rewritten while two workers read:
+ *   not one torn value.
+ * - Histories whose writes come from the owner and whose reads come from two
+ *   workers, stamped by one logical clock in shared memory, are linearizable,
+ *   while the owner's churn on other keys squeezes, grows and compacts the
+ *   index under the readers.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Duration from "effect/Duration"
+import { TestClock } from "effect/testing"
+import { Worker } from "node:worker_threads"
+import * as KeyValueStore from "../src/KeyValueStore.ts"
+import { assertLinearizable, type Entry, type StoreOperation } from "../src/testing/Linearizability.ts"
+import { assertKeyNotFound } from "./support/StoreAssertions.ts"
+import { versionedValue } from "./support/tornValues.ts"
+
+const workerFile = new URL("./fixtures/shared-reader-worker.ts", import.meta.url)
+
+/** [0] logical clock, [1] stop flag, [2] workers reading. */
+const makeControl = () => new Int32Array(new SharedArrayBuffer(16))
+
+const startWorker = (
+  store: KeyValueStore.KeyValueStoreService,
+  control: Int32Array,
+  mode: "history" | "torn",
+  process: number,
+  keys: ReadonlyArray<string>
+) =>
+  Effect.gen(function*() {
+    const handle = yield* KeyValueStore.shareWithWorker(store)
+    const worker = new Worker(workerFile, {
+      workerData: { handle, mode, clock: control, process, keys, maxOperations: 30_000 },
+      transferList: [handle.port]
+    })
+    const result = new Promise<any>((resolve, reject) => {
+      worker.once("message", resolve)
+      worker.once("error", reject)
+      worker.once("exit", (code) => reject(new Error(`worker exited with ${code} before reporting`)))
+    })
+    return result
+  })
+
+/** Resolves once `workers` workers have begun to read (a condition, polled). */
+const allReading = (control: Int32Array, workers: number) =>
+  Effect.promise(() =>
+    new Promise<void>((resolve) => {
+      const poll = () => Atomics.load(control, 2) >= workers ? resolve() : setTimeout(poll, 1)
+      poll()
+    })
+  )
+
+describe("a reader of a shared store, in the owning thread", () => {
+  it.effect("reads what the store holds, misses what it does not, and refuses writes", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make({ index: "shared" })
+      yield* store.put("text", "ü€😀 value")
+      yield* store.put("bytes", new Uint8Array([0, 1, 255]))
+      const reader = yield* KeyValueStore.makeSharedReader(yield* KeyValueStore.shareWithWorker(store))
+      assert.strictEqual(yield* reader.get("text"), "ü€😀 value")
+      assert.deepStrictEqual(Array.from((yield* reader.get("bytes")) as Uint8Array), [0, 1, 255])
+      yield* assertKeyNotFound(reader.get("absent"), "absent")
+      // Writes made after the reader attached are seen at once.
+      for (let i = 0; i < 5_000; i++) yield* store.put(`k${i}`, `v${i}`)
+      for (let i = 0; i < 5_000; i += 2) yield* store.delete(`k${i}`)
+      assert.strictEqual(yield* reader.get("k4999"), "v4999")
+      yield* assertKeyNotFound(reader.get("k4998"), "k4998")
+      assert.strictEqual(yield* reader.size, 2_502)
+      assert.deepStrictEqual((yield* reader.keys).slice(0, 3), ["text", "bytes", "k1"])
+      assert.isTrue(yield* reader.has("k1"))
+      assert.strictEqual((yield* Effect.flip(reader.put("k1", "other")))._tag, "StorageError")
+      assert.strictEqual((yield* Effect.flip(reader.delete("k1")))._tag, "StorageError")
+      assert.strictEqual((yield* Effect.flip(reader.put("k1", 5 as never)))._tag, "InvalidInput")
+      const invalid = yield* Effect.flip(reader.get("\ud800"))
+      assert.strictEqual(invalid._tag, "InvalidInput")
+      assert.deepStrictEqual(yield* reader.writeStatus, {
+        _tag: "ReadOnly",
+        reason: "this store reads another thread's store: write through the thread that opened it"
+      })
+      assert.strictEqual(yield* store.get("k1"), "v1")
+    }))
+
+  it.effect("sees a key with a TTL until its deadline and never from it, by the store's clock", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust(1_000)
+      const store = yield* KeyValueStore.make({ index: "shared" })
+      const reader = yield* KeyValueStore.makeSharedReader(yield* KeyValueStore.shareWithWorker(store))
+      yield* store.put("k", "v", { duration: Duration.millis(10) })
+      yield* TestClock.adjust(9)
+      assert.strictEqual(yield* reader.get("k"), "v")
+      assert.deepStrictEqual(yield* reader.timeToLive("k"), Option.some(Duration.millis(1)))
+      yield* TestClock.adjust(1)
+      yield* assertKeyNotFound(reader.get("k"), "k")
+      assert.isFalse(yield* reader.has("k"))
+    }))
+
+  it.effect("a store on the heap index cannot be shared: InvalidInput names the option", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make({ index: "heap" })
+      const error = yield* Effect.flip(KeyValueStore.shareWithWorker(store))
+      assert.include(error.message, `index: "shared"`)
+    }))
+
+  it.effect("KVLOG_INDEX decides the default index (the second CI pass depends on it)", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make()
+      const shared = yield* Effect.result(KeyValueStore.shareWithWorker(store))
+      assert.strictEqual(shared._tag === "Success", process.env.KVLOG_INDEX === "shared")
+    }))
+})
+
+describe("readers in worker threads", () => {
+  it.live("values of different lengths and types rewritten while two workers read them: no torn value", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make({ index: "shared" })
+      const keys = Array.from({ length: 64 }, (_, i) => `t${i}`)
+      for (const key of keys) yield* store.put(key, versionedValue(key, 0))
+      const control = makeControl()
+      const results = [
+        yield* startWorker(store, control, "torn", 1, keys),
+        yield* startWorker(store, control, "torn", 2, keys)
+      ]
+      yield* allReading(control, 2)
+      let n = 1
+      for (let round = 0; round < 1_500; round++) {
+        for (const key of keys) yield* store.put(key, versionedValue(key, n++))
+        // Churn on other keys: the table grows, holes are squeezed out, and
+        // the arena, mostly garbage, is compacted under the readers.
+        yield* store.put(`f${round}`, "x".repeat(round % 50))
+        if (round >= 100) yield* store.delete(`f${round - 100}`)
+      }
+      Atomics.store(control, 1, 1)
+      const reports = yield* Effect.promise(() => Promise.all(results))
+      for (const report of reports) {
+        assert.deepStrictEqual(report.examples, [])
+        assert.strictEqual(report.torn, 0)
+        assert.strictEqual(report.missing, 0)
+        assert.isAbove(report.reads, 1_000)
+      }
+    }), 120_000)
+
+  it.live("histories of owner writes and reads from two workers, under churn that squeezes, grows and compacts the index, are linearizable", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make({ index: "shared" })
+      const keys = ["a", "b", "c"]
+      const control = makeControl()
+      const results = [
+        yield* startWorker(store, control, "history", 1, keys),
+        yield* startWorker(store, control, "history", 2, keys)
+      ]
+      yield* allReading(control, 2)
+      const history: Array<Entry<StoreOperation>> = []
+      const stamp = () => Atomics.add(control, 0, 1)
+      for (let i = 0; i < 20_000; i++) {
+        const key = keys[i % 3]
+        if (i % 5 === 4) {
+          const call = stamp()
+          const result = yield* Effect.result(store.delete(key))
+          const ret = stamp()
+          history.push({
+            process: 0,
+            op: { _tag: "delete", key },
+            outcome: result._tag === "Success" ? { _tag: "ok" } : { _tag: "KeyNotFound" },
+            call,
+            ret
+          })
+        } else {
+          const value = `${key}${i}`
+          const call = stamp()
+          yield* store.put(key, value)
+          const ret = stamp()
+          history.push({ process: 0, op: { _tag: "put", key, value }, outcome: { _tag: "ok" }, call, ret })
+        }
+        // Churn: 200 filler keys come and go, so the index squeezes, grows and
+        // compacts while the workers read a, b and c.
+        yield* store.put(`filler${i % 400}`, "y".repeat(i % 40))
+        if (i % 400 >= 200) yield* store.delete(`filler${i % 400 - 200}`)
+      }
+      Atomics.store(control, 1, 1)
+      const reports = yield* Effect.promise(() => Promise.all(results))
+      let reads = 0
+      for (const report of reports) {
+        reads += report.history.length
+        history.push(...report.history)
+      }
+      assert.isAbove(reads, 2_000)
+      assertLinearizable(history)
+    }), 120_000)
+})
