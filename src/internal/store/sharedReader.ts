@@ -82,7 +82,7 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
       })
 
     const get = (key: string): Effect.Effect<Value, KeyNotFound | InvalidInput> =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<Value, KeyNotFound | InvalidInput> => {
         if (!isKeyInRange(key)) return Effect.fail(invalidKey(key))
         const value = reader.lookup(key, now())
         return value === undefined ? Effect.fail(missing(key)) : Effect.succeed(value)
@@ -99,7 +99,7 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
       // Arguments are checked as the owner checks them, so a worker gets the
       // same answer to a bad call; then the write is refused.
       put: (key, value, options) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<never, InvalidInput | StorageError> => {
           const ttl = ttlMillis(options)
           const invalid = checkKey(key) ?? checkValue(value) ?? (typeof ttl === "number" ? undefined : ttl)
           return invalid === undefined ? refuse : Effect.fail(invalid)
@@ -108,7 +108,7 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
       has: (key) => withKey(key, () => Effect.sync(() => reader.lookup(key, now()) !== undefined)),
       timeToLive: (key) =>
         withKey(key, () =>
-          Effect.suspend(() => {
+          Effect.suspend((): Effect.Effect<Option.Option<Duration.Duration>, KeyNotFound> => {
             const at = now()
             const deadline = reader.deadlineOf(key, at)
             if (deadline === undefined) return Effect.fail(new KeyNotFound({ key }))

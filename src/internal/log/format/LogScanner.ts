@@ -58,7 +58,7 @@ export interface RecordVisitor {
       deadline: number
     ) => void
     readonly delete: (buf: Uint8Array, keyAt: number, keyLength: number) => void
-  }
+  } | undefined
 }
 
 /**
