@@ -151,39 +151,42 @@ describe("readers in worker threads", () => {
   it.live("histories of owner writes and reads from two workers, under churn that squeezes, grows and compacts the index, are linearizable", () =>
     Effect.gen(function*() {
       const store = yield* KeyValueStore.make({ index: "shared" })
-      const keys = ["a", "b", "c"]
+      // Three keys written all along, and 400 that come and go: deletes leave
+      // holes that are squeezed out (entries renumbered under the readers),
+      // fresh keys grow the table, overwrites fill the arena with garbage
+      // that is compacted. Every one of those writes is in the history, and
+      // the workers read all 403 keys.
+      const hot = ["a", "b", "c"]
+      const churn = Array.from({ length: 400 }, (_, i) => `filler${i}`)
       const control = makeControl()
       const results = [
-        yield* startWorker(store, control, "history", 1, keys),
-        yield* startWorker(store, control, "history", 2, keys)
+        yield* startWorker(store, control, "history", 1, [...hot, ...churn]),
+        yield* startWorker(store, control, "history", 2, [...churn, ...hot])
       ]
       yield* allReading(control, 2)
       const history: Array<Entry<StoreOperation>> = []
       const stamp = () => Atomics.add(control, 0, 1)
-      for (let i = 0; i < 20_000; i++) {
-        const key = keys[i % 3]
-        if (i % 5 === 4) {
-          const call = stamp()
-          const result = yield* Effect.result(store.delete(key))
-          const ret = stamp()
-          history.push({
-            process: 0,
-            op: { _tag: "delete", key },
-            outcome: result._tag === "Success" ? { _tag: "ok" } : { _tag: "KeyNotFound" },
-            call,
-            ret
-          })
-        } else {
-          const value = `${key}${i}`
+      const put = (key: string, value: string) =>
+        Effect.gen(function*() {
           const call = stamp()
           yield* store.put(key, value)
           const ret = stamp()
           history.push({ process: 0, op: { _tag: "put", key, value }, outcome: { _tag: "ok" }, call, ret })
-        }
-        // Churn: 200 filler keys come and go, so the index squeezes, grows and
-        // compacts while the workers read a, b and c.
-        yield* store.put(`filler${i % 400}`, "y".repeat(i % 40))
-        if (i % 400 >= 200) yield* store.delete(`filler${i % 400 - 200}`)
+        })
+      const remove = (key: string) =>
+        Effect.gen(function*() {
+          const call = stamp()
+          const result = yield* Effect.result(store.delete(key))
+          const ret = stamp()
+          const outcome = result._tag === "Success" ? { _tag: "ok" as const } : { _tag: "KeyNotFound" as const }
+          history.push({ process: 0, op: { _tag: "delete", key }, outcome, call, ret })
+        })
+      for (let i = 0; i < 12_000; i++) {
+        const key = hot[i % 3]
+        if (i % 5 === 4) yield* remove(key)
+        else yield* put(key, `${key}${i}`)
+        yield* put(churn[i % 400], `${i}:${"y".repeat(i % 40)}`)
+        if (i % 400 >= 200) yield* remove(churn[i % 400 - 200])
       }
       Atomics.store(control, 1, 1)
       const reports = yield* Effect.promise(() => Promise.all(results))
