@@ -17,10 +17,12 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Duration from "effect/Duration"
+import * as Clock from "effect/Clock"
 import { TestClock } from "effect/testing"
 import { Worker } from "node:worker_threads"
 import * as KeyValueStore from "../src/KeyValueStore.ts"
 import { assertLinearizable, type Entry, type StoreOperation } from "../src/testing/Linearizability.ts"
+import { makeStalledClock } from "./support/RuntimeCounters.ts"
 import { assertKeyNotFound } from "./support/StoreAssertions.ts"
 import { versionedValue } from "./support/tornValues.ts"
 
@@ -89,10 +91,15 @@ describe("a reader of a shared store, in the owning thread", () => {
       assert.strictEqual(yield* store.get("k1"), "v1")
     }))
 
-  it.effect("sees a key with a TTL until its deadline and never from it, by the store's clock", () =>
+  it.effect("sees a key with a TTL until its deadline and never from it, by the store's clock, with the owner's reaper stalled", () =>
     Effect.gen(function*() {
       yield* TestClock.adjust(1_000)
-      const store = yield* KeyValueStore.make({ index: "shared" })
+      // The owner's reaper never wakes (its clock's sleeps never end), so the
+      // expired key stays in the index: only the reader's own check hides it.
+      const clock = yield* TestClock.testClockWith(Effect.succeed)
+      const store = yield* KeyValueStore.make({ index: "shared" }).pipe(
+        Effect.provideService(Clock.Clock, makeStalledClock(clock))
+      )
       const reader = yield* KeyValueStore.makeSharedReader(yield* KeyValueStore.shareWithWorker(store))
       yield* store.put("k", "v", { duration: Duration.millis(10) })
       yield* TestClock.adjust(9)
@@ -101,6 +108,8 @@ describe("a reader of a shared store, in the owning thread", () => {
       yield* TestClock.adjust(1)
       yield* assertKeyNotFound(reader.get("k"), "k")
       assert.isFalse(yield* reader.has("k"))
+      yield* assertKeyNotFound(reader.timeToLive("k"), "k")
+      assert.strictEqual((yield* store.stats).storedEntries, 1)
     }))
 
   it.effect("a store on the heap index cannot be shared: InvalidInput names the option", () =>
