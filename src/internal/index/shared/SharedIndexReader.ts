@@ -39,6 +39,8 @@ import { decodeAscii, decodeUtf8, utf8Length, writeUtf8 } from "./Utf8.ts"
 const retry = -1
 const absent = 0
 
+/** Inconsistent reads in a row, with no write to explain them, before a reader gives up. */
+const maxUnexplainedRetries = 1000
 /** Spins on an odd sequence this many times before sleeping on it. */
 const spinsBeforeWait = 64
 /** How long a reader sleeps on a write in progress, in ms, before it looks again. */
@@ -56,6 +58,7 @@ export class SharedIndexReader {
   private readonly key = new Uint8Array(3 * maxKeyLength)
   private keyLength = 0
   private retries = 0
+  private unexplained = 0
 
   constructor(layout: SharedLayout, port: MessagePort) {
     this.control = new Int32Array(layout.control)
@@ -86,10 +89,12 @@ export class SharedIndexReader {
           value = readValueChecked(segment, at, header)
         }
       }
-      if (ref !== retry && value !== retryValue && Atomics.load(this.control, controlSequence) === sequence) {
+      const settled = Atomics.load(this.control, controlSequence) === sequence
+      if (ref !== retry && value !== retryValue && settled) {
+        this.unexplained = 0
         return value as Value | undefined
       }
-      this.retries++
+      this.retried_(settled)
     }
   }
 
@@ -106,8 +111,12 @@ export class SharedIndexReader {
         deadline = (segment.words[at >> 2] & flagDeadline) === 0 ? Infinity : segment.floats[(at >> 3) + 1]
         if (!(deadline > now)) deadline = undefined
       }
-      if (ref !== retry && Atomics.load(this.control, controlSequence) === sequence) return deadline
-      this.retries++
+      const settled = Atomics.load(this.control, controlSequence) === sequence
+      if (ref !== retry && settled) {
+        this.unexplained = 0
+        return deadline
+      }
+      this.retried_(settled)
     }
   }
 
@@ -157,8 +166,30 @@ export class SharedIndexReader {
           values.push(value)
         }
       }
-      if (!torn && Atomics.load(this.control, controlSequence) === sequence) return { keys, values, withDeadline }
-      this.retries++
+      const settled = Atomics.load(this.control, controlSequence) === sequence
+      if (!torn && settled) {
+        this.unexplained = 0
+        return { keys, values, withDeadline }
+      }
+      this.retried_(settled)
+    }
+  }
+
+  /**
+   * Counts a retry. One whose read was inconsistent although no write
+   * overlapped it (`settled`) has no explanation but a broken layout or
+   * owner: after `maxUnexplainedRetries` in a row the reader fails loudly
+   * rather than spin for ever.
+   */
+  private retried_(settled: boolean): void {
+    this.retries++
+    if (!settled) return
+    if (++this.unexplained > maxUnexplainedRetries) {
+      this.unexplained = 0
+      throw new Error(
+        "kvlog: a shared index read found an inconsistent index while no write was in progress; " +
+          "the reader's buffers do not match its owner's"
+      )
     }
   }
 
