@@ -61,6 +61,16 @@ const same = (actual: Value | undefined, expected: Value | undefined, what: stri
 const step = (cursor: EntryCursor): [string, Value, number] | undefined =>
   cursor.next() ? [cursor.key, cursor.value, cursor.deadline] : undefined
 
+/** Every stored entry in the index's order, values made comparable. */
+const entriesOf = (index: Index): Array<readonly [string, string | Array<number>, number]> => {
+  const cursor = index.storedCursor()
+  const entries: Array<readonly [string, string | Array<number>, number]> = []
+  while (cursor.next()) {
+    entries.push([cursor.key, typeof cursor.value === "string" ? cursor.value : Array.from(cursor.value), cursor.deadline])
+  }
+  return entries
+}
+
 const apply = (index: Index, op: Op, reclaimed: Array<[string, number]>): unknown => {
   switch (op._tag) {
     case "set":
@@ -173,5 +183,70 @@ describe("SharedIndex", () => {
     assert.strictEqual(index.lookup("key999", () => 0), "value 999 of 999")
     assert.isAbove(index.activity.compactions, 10)
     assert.isBelow(index.sharedBytes, 256 * 1024)
+  })
+  it("writes told of their keys ahead, as replay tells them, take the noted hashes and end as untold writes end", () => {
+    const encoder = new TextEncoder()
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ key: keyArb, value: fc.string({ maxLength: 12 }), remove: fc.boolean() }), { maxLength: 200 }),
+        fc.integer({ min: 1, max: 80 }),
+        (writes, group) => {
+          // Every key and value in one buffer, as a replay chunk holds its records.
+          const parts = writes.flatMap(({ key, value }) => [encoder.encode(key), encoder.encode(value)])
+          const buffer = new Uint8Array(parts.reduce((total, part) => total + part.length, 0))
+          const at: Array<number> = []
+          let offset = 0
+          for (const part of parts) {
+            at.push(offset)
+            buffer.set(part, offset)
+            offset += part.length
+          }
+          const told = tuned()
+          const untold = tuned()
+          const apply = (index: SharedIndex, i: number) => {
+            const key = parts[2 * i]!
+            if (writes[i]!.remove) {
+              index.removeLiveBytes(buffer, at[2 * i]!, key.length, 0)
+            } else {
+              index.setBytes(buffer, at[2 * i]!, key.length, at[2 * i + 1]!, parts[2 * i + 1]!.length, false, Infinity)
+            }
+          }
+          for (let first = 0; first < writes.length; first += group) {
+            const end = Math.min(writes.length, first + group)
+            for (let i = first; i < end; i++) told.lookAheadBytes(buffer, at[2 * i]!, parts[2 * i]!.length)
+            for (let i = first; i < end; i++) apply(told, i)
+          }
+          for (let i = 0; i < writes.length; i++) apply(untold, i)
+          // At most 64 notes are kept: a longer group's writes past them hash their own keys.
+          let expectedNoted = 0
+          for (let first = 0; first < writes.length; first += group) expectedNoted += Math.min(64, group, writes.length - first)
+          assert.strictEqual(told.activity.hashesNoted, expectedNoted)
+          assert.strictEqual(untold.activity.hashesNoted, 0)
+          assert.deepStrictEqual(entriesOf(told), entriesOf(untold))
+          for (const { key } of writes) same(told.lookup(key, () => 0), untold.lookup(key, () => 0), key)
+        }
+      ),
+      { numRuns: 200 }
+    )
+  })
+
+  it("a write that is not of the key noted next drops the notes instead of trusting them", () => {
+    const index = new SharedIndex()
+    const buffer = new TextEncoder().encode("aaaabbbbvalue")
+    index.lookAheadBytes(buffer, 0, 4)
+    index.lookAheadBytes(buffer, 4, 4)
+    // Told "aaaa" then "bbbb", given "bbbb" first: its hash is its own.
+    index.setBytes(buffer, 4, 4, 8, 5, false, Infinity)
+    index.setBytes(buffer, 0, 4, 8, 5, false, Infinity)
+    assert.strictEqual(index.activity.hashesNoted, 0)
+    // The same offsets in another buffer are another key.
+    const other = new TextEncoder().encode("ccccdddd")
+    index.lookAheadBytes(buffer, 0, 4)
+    index.setBytes(other, 0, 4, 4, 4, false, Infinity)
+    assert.strictEqual(index.activity.hashesNoted, 0)
+    assert.strictEqual(index.lookup("aaaa", () => 0), "value")
+    assert.strictEqual(index.lookup("bbbb", () => 0), "value")
+    assert.strictEqual(index.lookup("cccc", () => 0), "dddd")
+    assert.strictEqual(index.storedSize, 3)
   })
 })

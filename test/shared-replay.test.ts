@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import * as KeyValueStore from "../src/KeyValueStore.ts"
+import { sharedIndexOf } from "../src/internal/store/sharedReader.ts"
 import { freshLogPath, withLogStore } from "./support/logHarness.ts"
 
 type Kind = "heap" | "shared"
@@ -50,4 +51,19 @@ describe("replay gives the same contents whichever index wrote the log and which
         }))
     }
   }
+})
+
+describe("replay into the shared index looks ahead", () => {
+  it.effect("every record's key is hashed once, before the group it is in is applied", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust(1_000_000)
+      const path = yield* freshLogPath("shared-replay-ahead")
+      yield* withLogStore({ path, fsync: "never" }, write)
+      yield* TestClock.adjust(2_000)
+      const noted = yield* withLogStore({ path, fsync: "never", index: "shared" }, (store) =>
+        Effect.sync(() => sharedIndexOf(store)!.activity.hashesNoted))
+      // 7 puts, 30 rounds of 1,000, 334 deletes: the put whose TTL ran out
+      // and the deletes take their hash from a note as the puts do.
+      assert.strictEqual(noted, 7 + 30_000 + 334)
+    }))
 })

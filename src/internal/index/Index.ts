@@ -66,6 +66,12 @@ export interface Index {
   ) => void
   /** `removeLive` with the key as UTF-8 bytes; with `setBytes`. */
   readonly removeLiveBytes?: (source: Uint8Array, keyAt: number, keyLength: number, now: number) => boolean
+  /**
+   * Told of a key (as UTF-8 bytes) that a `setBytes` or `removeLiveBytes`
+   * will soon be given, with the same bytes: starts bringing what its lookup
+   * reads into cache. Changes nothing; with `setBytes`.
+   */
+  readonly lookAheadBytes?: (source: Uint8Array, keyAt: number, keyLength: number) => void
 }
 
 /**

@@ -133,7 +133,10 @@ const replayInto = (core: StoreCore): RecordVisitor => {
     bytes: core.index.setBytes === undefined ? undefined : {
       put: (buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline) =>
         applyPutBytes(core, buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline, now),
-      delete: (buf, keyAt, keyLength) => applyDeleteBytes(core, buf, keyAt, keyLength, now)
+      delete: (buf, keyAt, keyLength) => applyDeleteBytes(core, buf, keyAt, keyLength, now),
+      lookAhead: core.index.lookAheadBytes === undefined
+        ? undefined
+        : (buf, keyAt, keyLength) => core.index.lookAheadBytes!(buf, keyAt, keyLength)
     }
   }
 }

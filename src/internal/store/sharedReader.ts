@@ -42,6 +42,17 @@ export const registerIndex = (store: KeyValueStoreService, index: Index): void =
   indexes.set(store, index)
 }
 
+/**
+ * The shared index behind `store`, or `undefined` if it keeps its entries
+ * elsewhere: for measurements and tests, which need what the store does not
+ * show (`process.memoryUsage()` counts no `SharedArrayBuffer`, so a memory
+ * figure must add `sharedBytes` itself).
+ */
+export const sharedIndexOf = (store: KeyValueStoreService): SharedIndex | undefined => {
+  const index = indexes.get(store)
+  return index instanceof SharedIndex ? index : undefined
+}
+
 export const shareWithWorker = (store: KeyValueStoreService): Effect.Effect<SharedReaderHandle, InvalidInput> =>
   Effect.suspend(() => {
     const index = indexes.get(store)

@@ -52,6 +52,8 @@ import { decodeAscii, decodeUtf8, utf8Length, writeUtf8 } from "./Utf8.ts"
 
 const minCapacity = 8
 const minEntries = 64
+/** The most keys `lookAheadBytes` keeps notes of. */
+const maxAhead = 64
 
 /** Thresholds that tests lower, to squeeze, compact and add segments often. */
 export interface SharedIndexTuning {
@@ -132,6 +134,17 @@ export class SharedIndex implements Index {
   private valueAt = 0
   private compactions = 0
   private squeezes = 0
+  /** Keys noted by `lookAheadBytes`, three numbers each: hash, offset in `aheadSource`, length. */
+  private readonly ahead = new Int32Array(3 * maxAhead)
+  private aheadSource: Uint8Array | undefined = undefined
+  /** The next note to use, the end of the notes, and the end of those whose slot was loaded. */
+  private aheadNext = 0
+  private aheadEnd = 0
+  private aheadLoaded = 0
+  /** What `loadAhead` loaded, folded together: never read. */
+  private aheadFolded = 0
+  /** Keys whose hash a write took from a note of `lookAheadBytes`. */
+  private hashesNoted = 0
 
   constructor(tuning: SharedIndexTuning = {}) {
     this.firstSegmentBytes = tuning.firstSegmentBytes ?? 64 * 1024
@@ -161,18 +174,23 @@ export class SharedIndex implements Index {
     return this.contents.live - this.contents.heap.countExpired(now)
   }
 
-  /** What tests check they exercised: compactions and squeezes so far, segments held. */
+  /**
+   * What tests check they exercised: compactions and squeezes so far,
+   * segments held, writes that took their key's hash from `lookAheadBytes`.
+   */
   get activity(): {
     readonly compactions: number
     readonly squeezes: number
     readonly compacting: boolean
     readonly segments: number
     readonly garbageBytes: number
+    readonly hashesNoted: number
   } {
     const c = this.contents
     return {
       compactions: this.compactions,
       squeezes: this.squeezes,
+      hashesNoted: this.hashesNoted,
       compacting: c.compaction !== undefined,
       segments: c.segments.filter((segment) => segment !== undefined).length,
       garbageBytes: c.allocatedBytes - c.liveBytes
@@ -398,6 +416,47 @@ export class SharedIndex implements Index {
     }
   }
 
+  /**
+   * Takes note of the UTF-8 key `source[keyAt, keyAt + keyLength)`, which a
+   * `setBytes` or `removeLiveBytes` will be given next (after the keys
+   * noted before it), with `source` unchanged until then. The first of
+   * those calls hashes nothing: it loads the slots of every key noted, one
+   * load right after another, so that the processor overlaps their cache
+   * misses (loads with a hash computed between them do not overlap: the
+   * hashing fills the processor's window), and each call then takes its
+   * key's hash from the note.
+   */
+  lookAheadBytes(source: Uint8Array, keyAt: number, keyLength: number): void {
+    if (this.aheadNext === this.aheadEnd || source !== this.aheadSource) this.forgetAhead(source)
+    const end = this.aheadEnd
+    if (end === maxAhead) return
+    const notes = this.ahead
+    notes[3 * end] = hashBytes(source, keyAt, keyLength, this.k0, this.k1)
+    notes[3 * end + 1] = keyAt
+    notes[3 * end + 2] = keyLength
+    this.aheadEnd = end + 1
+  }
+
+  private forgetAhead(source: Uint8Array | undefined): void {
+    this.aheadSource = source
+    this.aheadNext = 0
+    this.aheadEnd = 0
+    this.aheadLoaded = 0
+  }
+
+  /** Loads the first slot of every key noted and not loaded yet. */
+  private loadAhead(): void {
+    const c = this.contents
+    const slots = c.slots
+    const mask = c.mask
+    const notes = this.ahead
+    let folded = this.aheadFolded
+    for (let i = this.aheadLoaded; i < this.aheadEnd; i++) folded ^= slots[2 * (notes[3 * i] & mask)]
+    // Kept, so that the compiler cannot drop the loads as unused.
+    this.aheadFolded = folded
+    this.aheadLoaded = this.aheadEnd
+  }
+
   /** `removeLive` from bytes: the key is `source[keyAt, keyAt + keyLength)` as UTF-8. */
   removeLiveBytes(source: Uint8Array, keyAt: number, keyLength: number, now: number): boolean {
     return this.write(() => this.removeHashed(this.loadKey(source, keyAt, keyLength), now))
@@ -538,6 +597,18 @@ export class SharedIndex implements Index {
     for (let i = 0; i < length; i++) bits |= key[i] = source[at + i]
     this.keyLength = length
     this.keyAscii = bits < 0x80
+    const next = this.aheadNext
+    if (next < this.aheadEnd) {
+      if (this.aheadLoaded < this.aheadEnd) this.loadAhead()
+      const notes = this.ahead
+      if (source === this.aheadSource && notes[3 * next + 1] === at && notes[3 * next + 2] === length) {
+        this.aheadNext = next + 1
+        this.hashesNoted++
+        return notes[3 * next]
+      }
+      // Not the key noted next: the notes are out of step, and worth nothing.
+      this.forgetAhead(undefined)
+    }
     return hashBytes(key, 0, length, this.k0, this.k1)
   }
 
