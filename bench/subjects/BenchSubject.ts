@@ -63,9 +63,9 @@ export interface OpenStore {
   /** Releases the store (timers, fibers, files). */
   readonly close: () => Promise<void>
   /**
-   * For a store whose data lives in another process (a server): the bytes
-   * that process holds for it now. Read before and after the fill, its
-   * growth is added to the store's bytes per key.
+   * For a store whose data `process.memoryUsage()` cannot see (in a server,
+   * or in `SharedArrayBuffer`s): the bytes it holds for it now. Read before
+   * and after the fill, its growth is added to the store's bytes per key.
    */
   readonly externalBytes?: () => Promise<number>
 }
