@@ -39,6 +39,13 @@ export const reclaimBatchSize = 1024
  */
 export const reaperLateMillis = 2
 
+/**
+ * The longest delay a Node timer takes: a longer one fires after 1 ms (with a
+ * warning), which for a deadline weeks away would wake the reaper every
+ * millisecond. It wakes early instead, finds nothing due and sleeps again.
+ */
+export const maxTimerMillis = 2 ** 31 - 1
+
 /** Effect's default clock, the one whose sleeps are plain timers. */
 const liveClock: Clock.Clock = Context.get(Context.empty(), Clock.Clock)
 
@@ -116,7 +123,7 @@ export const startReaper = (
     const sleep: (millis: number) => Effect.Effect<void> = clock === liveClock
       ? (millis) =>
         Effect.callback<void>((resume) => {
-          const timer = millis === Infinity ? undefined : setTimeout(() => resume(Effect.void), millis)
+          const timer = millis === Infinity ? undefined : setTimeout(() => resume(Effect.void), Math.min(millis, maxTimerMillis))
           wakeEarly = () => {
             clearTimeout(timer)
             resume(Effect.void)
