@@ -313,8 +313,8 @@ Usage: npm run bench -- [options]
 Every run writes its report, charts and raw results (results.json) to a folder of its own,
 bench/results/<start time>/, prints the original library's two tables on stdout beside the
 published figures, and ends with the folder's path. Progress goes to stderr. Only the full run
-(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport}
-and its two charts.
+(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport},
+its two charts, and the figures in README.md (between its two bench markers).
 
 --quick measures:
 ${quickPlan.map((line) => wrap(line, 100, "  - ", "    ")).join("\n")}

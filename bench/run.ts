@@ -7,7 +7,8 @@
  * on stderr. At the end it writes the run's report, charts and raw results
  * to `bench/results/<start time>/`, prints the original library's two tables
  * and that folder's path on stdout, and, after a full run (or with `--out`),
- * rewrites `docs/benchmarks.md` and its two charts.
+ * rewrites `docs/benchmarks.md` (or the `--out` file) and its two charts; a
+ * full run also rewrites the README's figures.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
