@@ -40,8 +40,8 @@ const effectStore = await effectRuntime.runPromise(Effect.service(EffectKeyValue
 const map = new Map<string, string>()
 let checksum = 0
 
-type Loop = (count: number) => Effect.Effect<void>
-const loops: Record<string, { readonly run: (effect: Effect.Effect<void>) => Promise<void>; readonly loop: Loop }> = {
+type Loop = (count: number) => Effect.Effect<void, unknown>
+const loops: Record<string, { readonly run: (effect: Effect.Effect<void, unknown>) => Promise<void>; readonly loop: Loop }> = {
   "kvlog put": {
     run: (effect) => kvlogRuntime.runPromise(effect),
     loop: (count) =>
