@@ -271,7 +271,7 @@ export const quickPlan: ReadonlyArray<string> = [
   `baseline ${seconds(quickOptions.compactionBeforeMillis)}, given up after ${seconds(quickOptions.compactionGiveUpMillis)} ` +
   `(full run: ${formatCount(fullOptions.compactionKeys)} keys, ${fullOptions.compactionReps} repetitions, ` +
   `${seconds(fullOptions.compactionBeforeMillis)}, ${seconds(fullOptions.compactionGiveUpMillis)})`,
-  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys (full run: ${formatCount(fullOptions.expiryKeys)})`,
+  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys, 3 passes (full run: ${formatCount(fullOptions.expiryKeys)})`,
   `per operation: kvlog, Effect's store, Map and the \`yield*\` floor at ${counts(quickOptions.perOpSizes)} keys ` +
   `(full run: ${counts(fullOptions.perOpSizes)}); buffered tails: windows of 0.5 s (full run: 2 s)`,
   `the ${ids([...quickOptions.inProcessSuites].map((suite) => suiteTitles[suite]))} jobs run inside the runner's process (they measure no memory, and a ` +

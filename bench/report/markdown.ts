@@ -655,6 +655,8 @@ ${
     run.options.inProcessSuites.has("expiry") ? "Each subject in turn inside the runner's process. " : ""
   }Every key gets its own TTL; then, until every key is reclaimed (or 10 s past the last deadline), a reader probes
 the keys whose deadline has just passed or is about to, plus random ones, and finally reads every key once more.
+Each subject runs ${run.options.reps ?? 3} such passes, each on a fresh store: the lag figures are medians over the
+passes, the reads and wrong reads their totals.
 Each store is judged on its own clock (kvlog: Effect's \`Clock\`, \`Date.now()\` in whole ms; the caches:
 \`performance.now()\`).
 
