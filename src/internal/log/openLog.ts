@@ -271,8 +271,7 @@ const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOp
       logMutex,
       maintenance,
       writersBusy: writer.busy,
-      flushWriter: writer.flush,
-      syncsEachBatch: policy === "always"
+      flushWriter: writer.flush
     })
     afterBatch = compactor.afterBatch
 
