@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { type SuiteName, suiteNames } from "./jobs.ts"
 import { count as formatCount } from "./report/format.ts"
+import { perfSubjectIds } from "./perfPlan.ts"
 import { knownSubjectIds } from "./subjects/registry.ts"
 
 /** A subject of the original library's tables that runs only up to a size, or only at some sizes, and why. */
@@ -73,6 +74,8 @@ export interface BenchOptions {
   readonly out: string | undefined
   /** Where the run's own folder (`<start time>/`) is made: `bench/results` unless `--results` says otherwise. */
   readonly resultsRoot: string
+  /** Key counts of the per-operation table: `--sizes` if given, else 100k, 1M and 10M (`--quick`: 100k and 1M). */
+  readonly perOpSizes: ReadonlyArray<number>
 }
 
 /** Parses `100k`, `1M`, `2.5m`, `500000`. */
@@ -160,7 +163,9 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     : list(values.sizes).map(parseCount)
   const subjects = values.subjects === undefined ? undefined : new Set(list(values.subjects))
   for (const id of subjects ?? []) {
-    if (!knownSubjectIds.includes(id)) throw new Error(`unknown subject "${id}"; known: ${knownSubjectIds.join(", ")}`)
+    if (!knownSubjectIds.includes(id) && !perfSubjectIds.includes(id)) {
+      throw new Error(`unknown subject "${id}"; known: ${[...knownSubjectIds, ...perfSubjectIds].join(", ")}`)
+    }
   }
   const suites = new Set(values.suites === undefined ? suiteNames : list(values.suites)) as Set<SuiteName>
   for (const suite of suites) {
@@ -218,7 +223,10 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     timeoutSeconds,
     maxOldSpaceMb,
     out: values.out ?? (complete ? docsReport : undefined),
-    resultsRoot: values.results ?? defaultResultsRoot
+    resultsRoot: values.results ?? defaultResultsRoot,
+    perOpSizes: values.sizes === undefined
+      ? quick ? [100_000, 1_000_000] : [100_000, 1_000_000, 10_000_000]
+      : [...new Set(sizes)].sort((a, b) => a - b)
   }
 }
 
@@ -237,7 +245,9 @@ const suiteTitles: Record<SuiteName, string> = {
   durable: "durable-writes",
   replay: "replay",
   compaction: "compaction",
-  expiry: "expiry-accuracy"
+  expiry: "expiry-accuracy",
+  perop: "per-operation",
+  tails: "buffered-tail"
 }
 const seconds = (millis: number) => `${millis / 1000} s`
 
@@ -261,7 +271,9 @@ export const quickPlan: ReadonlyArray<string> = [
   `baseline ${seconds(quickOptions.compactionBeforeMillis)}, given up after ${seconds(quickOptions.compactionGiveUpMillis)} ` +
   `(full run: ${formatCount(fullOptions.compactionKeys)} keys, ${fullOptions.compactionReps} repetitions, ` +
   `${seconds(fullOptions.compactionBeforeMillis)}, ${seconds(fullOptions.compactionGiveUpMillis)})`,
-  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys (full run: ${formatCount(fullOptions.expiryKeys)})`,
+  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys, 3 passes (full run: ${formatCount(fullOptions.expiryKeys)})`,
+  `per operation: kvlog, Effect's store, Map and the \`yield*\` floor at ${counts(quickOptions.perOpSizes)} keys ` +
+  `(full run: ${counts(fullOptions.perOpSizes)}); buffered tails: windows of 0.5 s (full run: 2 s)`,
   `the ${ids([...quickOptions.inProcessSuites].map((suite) => suiteTitles[suite]))} jobs run inside the runner's process (they measure no memory, and a ` +
   `child's start-up would cost more than they do); every other job runs in a child of its own, as in the full run`
 ]
@@ -301,12 +313,12 @@ Usage: npm run bench -- [options]
 Every run writes its report, charts and raw results (results.json) to a folder of its own,
 bench/results/<start time>/, prints the original library's two tables on stdout beside the
 published figures, and ends with the folder's path. Progress goes to stderr. Only the full run
-(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport}
-and its two charts.
+(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport},
+its two charts, and the figures in README.md (between its two bench markers).
 
 --quick measures:
 ${quickPlan.map((line) => wrap(line, 100, "  - ", "    ")).join("\n")}
 
-${wrap(`Subjects: ${knownSubjectIds.join(", ")}`, 100, "", "  ")}
+${wrap(`Subjects: ${[...knownSubjectIds, ...perfSubjectIds].join(", ")}`, 100, "", "  ")}
 (kvlog's subjects appear when src/ loads; its log subjects once KeyValueStore.layerLog exists;
 redis when redis-server is on PATH.)`

@@ -10,10 +10,23 @@ import type { ValueShape } from "./dataset.ts"
 /** The line prefix that marks a child's result on stdout. */
 export const resultPrefix = "BENCH_RESULT "
 
-/** The measurements the runner can make, one table (or group of tables) each. */
-export type SuiteName = "tables" | "ttl" | "durable" | "replay" | "compaction" | "expiry"
+/** The suites at the end of this file: the cost floor, per operation through the Effect API, and the tail of buffered puts. */
+export type PerfSuiteName = "perop" | "tails"
 
-export const suiteNames: ReadonlyArray<SuiteName> = ["tables", "ttl", "durable", "replay", "compaction", "expiry"]
+export const perfSuiteNames: ReadonlyArray<PerfSuiteName> = ["perop", "tails"]
+
+/** The measurements the runner can make, one table (or group of tables) each. */
+export type SuiteName = "tables" | "ttl" | "durable" | "replay" | "compaction" | "expiry" | PerfSuiteName
+
+export const suiteNames: ReadonlyArray<SuiteName> = [
+  "tables",
+  "ttl",
+  "durable",
+  "replay",
+  "compaction",
+  "expiry",
+  ...perfSuiteNames
+]
 
 /** Fields of every job. */
 interface JobBase {
@@ -86,9 +99,11 @@ export interface ExpiryJob extends JobBase {
   readonly keys: number
   readonly ttlMinMillis: number
   readonly ttlMaxMillis: number
+  /** Passes, each with a fresh store; the lags are medians over them (default 1). */
+  readonly reps?: number
 }
 
-export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | CompactionJob | ExpiryJob
+export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | CompactionJob | ExpiryJob | PerOpJob | TailsJob
 
 /** Medians over the repetitions of a seed-table job. */
 export interface SeedResult {
@@ -190,9 +205,17 @@ export interface CompactionResult {
   readonly reps: ReadonlyArray<CompactionRep>
 }
 
+/**
+ * One expiry job: with several passes, the lag percentiles are medians over
+ * the passes and the read counts are totals (the worst distances the worst).
+ */
 export interface ExpiryResult {
   readonly suite: "expiry"
   readonly keys: number
+  /** Passes measured (1 in results written before passes were repeated). */
+  readonly reps?: number
+  /** Each pass's lag p99, in the order run. */
+  readonly lagP99ByRep?: ReadonlyArray<number>
   /** `undefined` when the subject has no way to report reclaims. */
   readonly reclaimed: number | undefined
   readonly lagP50Millis: number | undefined
@@ -212,4 +235,72 @@ export interface ExpiryResult {
   readonly maxEarlyMillis: number
 }
 
-export type JobResult = SeedResult | TtlResult | DurableResult | ReplayResult | CompactionResult | ExpiryResult
+export type JobResult =
+  | SeedResult
+  | TtlResult
+  | DurableResult
+  | ReplayResult
+  | CompactionResult
+  | ExpiryResult
+  | PerOpResult
+  | TailsResult
+
+// =============================================================================
+// The per-operation and buffered-tail suites (bench/suites/perOp.ts, bufferedTails.ts)
+// =============================================================================
+
+/**
+ * One subject at one size of the per-operation table: in one loop, put all
+ * N keys into an empty store, then at once get all N in a random order (a
+ * permutation); no collection forced between the two.
+ */
+export interface PerOpJob extends JobBase {
+  readonly suite: "perop"
+  readonly keys: number
+  readonly reps: number
+}
+
+/** What one repetition of a per-operation job measured. */
+export interface PerOpRep {
+  readonly putMicros: number
+  readonly getMicros: number
+  /** V8 collections that began during each loop, and the milliseconds they took. */
+  readonly putGcMillis: number
+  readonly getGcMillis: number
+  readonly getScavenges: number
+  readonly getMarkCompacts: number
+}
+
+/** Medians over the repetitions, and every repetition. */
+export interface PerOpResult extends PerOpRep {
+  readonly suite: "perop"
+  readonly keys: number
+  readonly reps: ReadonlyArray<PerOpRep>
+}
+
+/** Concurrent writers on a store that acknowledges at once (`acknowledge: "buffered"`): the latency of every put. */
+export interface TailsJob extends JobBase {
+  readonly suite: "tails"
+  readonly writers: number
+  readonly windowMillis: number
+  readonly reps: number
+  readonly valueBytes: number
+}
+
+/** One timed window of a tails job. */
+export interface TailsWindow {
+  readonly writesPerSecond: number
+  readonly p50Micros: number
+  readonly p99Micros: number
+  readonly maxMicros: number
+  /** The longest V8 collection that began in the window (it stops every writer alike). */
+  readonly longestGcMillis: number
+}
+
+/** Medians over the windows, the worst window's worst put, and every window. */
+export interface TailsResult extends TailsWindow {
+  readonly suite: "tails"
+  readonly writers: number
+  readonly worstMaxMicros: number
+  readonly windows: ReadonlyArray<TailsWindow>
+}

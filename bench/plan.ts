@@ -6,6 +6,7 @@
 import { type BenchOptions, redisSeedSubjects, runsSubject } from "./cli.ts"
 import type { ValueShape } from "./dataset.ts"
 import type { Job, SuiteName } from "./jobs.ts"
+import { planPerfJobs } from "./perfPlan.ts"
 import type { SubjectCatalog } from "./subjects/registry.ts"
 
 /** A job to run, with where its result goes in the tables. */
@@ -159,18 +160,21 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
         subject: subject.id,
         size: options.expiryKeys,
         values: "short",
-        timeoutSeconds: options.timeoutSeconds ?? 120,
+        // Each pass: the fill, ~2 s of deadlines, and up to 10 s of grace.
+        timeoutSeconds: options.timeoutSeconds ?? 60 * (options.reps ?? 3),
         job: (workDir) => ({
           suite: "expiry",
           subject: subject.id,
           workDir,
           keys: options.expiryKeys,
           ttlMinMillis: 1,
-          ttlMaxMillis: 2_000
+          ttlMaxMillis: 2_000,
+          reps: options.reps ?? 3
         })
       })
     }
   }
+  jobs.push(...planPerfJobs(options, catalog, (suite, id) => runsSubject(options, suite, id)))
   return jobs
 }
 

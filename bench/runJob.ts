@@ -4,11 +4,14 @@
  * suites it keeps in its own process (`InProcessRun.ts`).
  */
 import type { Job, JobResult } from "./jobs.ts"
+import { perOpSubject, tailsSubject } from "./perfPlan.ts"
 import type { SubjectIdentity } from "./subjects/BenchSubject.ts"
 import { loadCatalog } from "./subjects/registry.ts"
 import { runCompactionJob } from "./suites/compaction.ts"
 import { runDurableJob } from "./suites/durableWrites.ts"
+import { runTailsJob } from "./suites/bufferedTails.ts"
 import { runExpiryJob } from "./suites/expiryAccuracy.ts"
+import { runPerOpJob } from "./suites/perOp.ts"
 import { runReplayJob } from "./suites/replay.ts"
 import { runSeedJob, runTtlJob } from "./suites/seedTables.ts"
 
@@ -34,5 +37,9 @@ export const runJob = async (job: Job): Promise<JobResult> => {
       return runCompactionJob(job, find(catalog.compaction, job))
     case "expiry":
       return runExpiryJob(job, find(catalog.expiry, job))
+    case "perop":
+      return runPerOpJob(job, perOpSubject(catalog, job))
+    case "tails":
+      return runTailsJob(job, await tailsSubject(job))
   }
 }

@@ -26,8 +26,17 @@ export const sortedCopy = (samples: ArrayLike<number>): Float64Array => Float64A
 
 /** Numbers appended one at a time into a growing `Float64Array` (millions of samples, no boxing). */
 export class SampleBuffer {
-  private samples = new Float64Array(1 << 16)
+  private samples: Float64Array
   length = 0
+
+  /**
+   * @param capacity samples held before the buffer first grows. Growing
+   *   copies every sample so far, a stall of milliseconds at millions of
+   *   them: a timed loop that records latencies should allocate up front.
+   */
+  constructor(capacity = 1 << 16) {
+    this.samples = new Float64Array(capacity)
+  }
 
   push(sample: number): void {
     if (this.length === this.samples.length) {
@@ -36,6 +45,16 @@ export class SampleBuffer {
       this.samples = grown
     }
     this.samples[this.length++] = sample
+  }
+
+  /** Samples held before the buffer grows. */
+  get capacity(): number {
+    return this.samples.length
+  }
+
+  /** Forgets the samples, keeping the room they took. */
+  clear(): void {
+    this.length = 0
   }
 
   /** The samples pushed so far. */

@@ -7,12 +7,16 @@
 import { type BenchRun, type Cell, findCell } from "../BenchRun.ts"
 import { docsReport, quickPlan, runsSubject } from "../cli.ts"
 import type { ValueShape } from "../dataset.ts"
-import type { DurableWriters, SeedResult, SuiteName, WriterPhase } from "../jobs.ts"
+import type { DurableWriters, PerfSuiteName, SeedResult, SuiteName, WriterPhase } from "../jobs.ts"
 import { seedFigureAt } from "../seedFigures.ts"
 import type { SubjectIdentity, SubjectRole } from "../subjects/BenchSubject.ts"
 import { alwaysFillConcurrency } from "../subjects/kvlogLog.ts"
 import { rawFlavourIds } from "../subjects/rawAppend.ts"
 import { bytes, count, grouped, megabytes, micros, missingText, ratio, resultOf, table } from "./format.ts"
+import { perfTargets, perOpSection, tailsSection } from "./perfReport.ts"
+
+/** The suites whose subjects the registry's catalog lists (the cost-floor suites keep theirs in `perfPlan.ts`). */
+type CatalogSuite = Exclude<SuiteName, PerfSuiteName>
 
 /** A column or row of a table: a subject that ran, or one that could not. */
 export interface Column {
@@ -22,7 +26,7 @@ export interface Column {
 }
 
 /** The subjects of a suite in table order: those measured, then those that could not be. */
-export const columnsOf = (run: BenchRun, suite: SuiteName, values: ValueShape = "short"): Array<Column> => {
+export const columnsOf = (run: BenchRun, suite: CatalogSuite, values: ValueShape = "short"): Array<Column> => {
   const wanted = (id: string) =>
     runsSubject(run.options, suite, id) &&
     (suite !== "tables" || values === "short" || run.options.wideValueSubjects === undefined ||
@@ -166,13 +170,16 @@ const physicalLimit = (
 const fewMillis = 5
 
 /** One target of the project: the rule, whether this run reached it, and the figures behind the verdict. */
-interface Target {
+export interface Target {
   readonly rule: string
   readonly reached: boolean | undefined
   readonly figures: string
 }
 
-const verdict = (reached: boolean | undefined) => (reached === undefined ? "not measured" : reached ? "yes" : "**no**")
+export const verdict = (reached: boolean | undefined) => (reached === undefined ? "not measured" : reached ? "yes" : "**no**")
+
+/** Every target of the project, the cost-floor ones last: for the report and the runner's stdout. */
+export const allTargets = (run: BenchRun): Array<Target> => [...targets(run), ...perfTargets(run)]
 
 const targets = (run: BenchRun): Array<Target> => {
   const result: Array<Target> = []
@@ -474,7 +481,7 @@ What "on disk" means for each:
 ${durability}`
 }
 
-const reasonFor = (run: BenchRun, suite: SuiteName, id: string): string =>
+const reasonFor = (run: BenchRun, suite: CatalogSuite, id: string): string =>
   run.catalog.missing.find((missing) => missing.suite === suite && missing.id === id)?.reason ?? "n/a"
 
 const replaySection = (run: BenchRun): string => {
@@ -574,7 +581,7 @@ in another fiber while they go on (the **during** phase), and stops them once it
   beside the median.
 - **longest GC**: the longest V8 garbage collection that began while the compaction ran (a \`PerformanceObserver\`
   of \`gc\` entries in the bench process). A collection stops every fiber, so a compaction turn it lands in is
-  that much longer: a pause well above the turn's 2 ms beside a GC of about its size is the collector's.
+  that much longer: a pause well above the turn's 1 ms beside a GC of about its size is the collector's.
 - **writers**, measured from the outside: the latency of every put *sent* in the phase (p50, p99, max) and the
   puts *acknowledged* in it per second. The compaction's walk runs on the same thread as the writers, so it
   shows here even where the store holds nothing back.
@@ -648,6 +655,8 @@ ${
     run.options.inProcessSuites.has("expiry") ? "Each subject in turn inside the runner's process. " : ""
   }Every key gets its own TTL; then, until every key is reclaimed (or 10 s past the last deadline), a reader probes
 the keys whose deadline has just passed or is about to, plus random ones, and finally reads every key once more.
+Each subject runs ${run.options.reps ?? 3} such passes, each on a fresh store: the lag figures are medians over the
+passes, the reads and wrong reads their totals.
 Each store is judged on its own clock (kvlog: Effect's \`Clock\`, \`Date.now()\` in whole ms; the caches:
 \`performance.now()\`).
 
@@ -667,7 +676,7 @@ ${
 }
 
 const subjectsSection = (run: BenchRun): string => {
-  const groups: Array<[string, SuiteName]> = [
+  const groups: Array<[string, CatalogSuite]> = [
     ["The original library's tables", "tables"],
     ["TTL-heavy", "ttl"],
     ["Durable writes", "durable"],
@@ -729,7 +738,7 @@ ${clock(run.elapsedSeconds)}.${
       run.options.quick ? "\nA `--quick` run: fewer subjects, sizes and repetitions (see [Reproduce](#reproduce))." : ""
     }
 
-The full run (\`npm run bench\`) rewrites \`${docsReport}\` and its two charts: do not edit them by hand. Every
+The full run (\`npm run bench\`) rewrites \`${docsReport}\`, its two charts and the README's figures: do not edit them by hand. Every
 run, \`--quick\` included, writes its report, charts and raw \`results.json\` to a folder of its own,
 \`bench/results/<start time>/\`.
 
@@ -774,7 +783,7 @@ Goals the project set for the bench and the log; goals, not test assertions.
 
 ${table(
       ["target", "reached", "this run"],
-      targets(run).map((target) => [target.rule, verdict(target.reached), target.figures]),
+      allTargets(run).map((target) => [target.rule, verdict(target.reached), target.figures]),
       3
     )}`
   ]
@@ -784,6 +793,8 @@ ${table(
   if (run.options.suites.has("replay")) sections.push(replaySection(run))
   if (run.options.suites.has("compaction")) sections.push(compactionSection(run))
   if (run.options.suites.has("expiry")) sections.push(expirySection(run))
+  if (run.options.suites.has("perop")) sections.push(perOpSection(run))
+  if (run.options.suites.has("tails")) sections.push(tailsSection(run))
   sections.push(subjectsSection(run))
   if (failures.length > 0) sections.push(failuresSection(failures))
   return `${sections.join("\n\n")}\n`

@@ -271,7 +271,8 @@ const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOp
       logMutex,
       maintenance,
       writersBusy: writer.busy,
-      flushWriter: writer.flush
+      flushWriter: writer.flush,
+      syncsEachBatch: policy === "always"
     })
     afterBatch = compactor.afterBatch
 

@@ -8,8 +8,15 @@
  * `Clock`, so `TestClock` drives it), or until a put brings in an earlier one.
  * However many keys carry a TTL, there is one reaper fiber and at most one
  * pending sleep.
+ *
+ * With Effect's own clock the sleep is one timer that resumes the reaper
+ * itself. A sleep raced against a wake-up signal (how it sleeps on any other
+ * clock) forks two fibers per sleep, and the reaper ran two scheduler turns
+ * after its timer fired, each a turn of the event loop: on a busy loop that
+ * was most of the reclaim lag.
  */
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -21,6 +28,26 @@ import type { ReadWriteLock } from "../lock/ReadWriteLock.ts"
  * steps, so a mass expiry never stalls other fibers for long.
  */
 export const reclaimBatchSize = 1024
+
+/**
+ * How long past the earliest deadline (by the store's clock) the reaper may
+ * be before a put yields once to let it run. Its timer fires only when the
+ * event loop turns, and a caller that chains puts through Promises (each
+ * await a microtask) can hold the loop for as long as its chain runs: tens
+ * of milliseconds of expired entries kept in memory. Reads never depend on
+ * the reaper; this bounds how long memory does.
+ */
+export const reaperLateMillis = 2
+
+/**
+ * The longest delay a Node timer takes: a longer one fires after 1 ms (with a
+ * warning), which for a deadline weeks away would wake the reaper every
+ * millisecond. It wakes early instead, finds nothing due and sleeps again.
+ */
+export const maxTimerMillis = 2 ** 31 - 1
+
+/** Effect's default clock, the one whose sleeps are plain timers. */
+const liveClock: Clock.Clock = Context.get(Context.empty(), Clock.Clock)
 
 export interface ReaperOptions {
   /**
@@ -35,6 +62,8 @@ export interface Reaper {
   readonly scheduled: (deadline: number) => void
   /** Entries reclaimed since the reaper started. */
   readonly reclaimed: () => number
+  /** Whether, at `now`, an expired entry has waited `reaperLateMillis` or more for the reaper. */
+  readonly isLate: (now: number) => boolean
 }
 
 export const startReaper = (
@@ -49,7 +78,6 @@ export const startReaper = (
     // The deadline the reaper sleeps towards; -Infinity while it is awake,
     // so that puts do not signal a reaper that will look at the heap anyway.
     let sleepingUntil = -Infinity
-    let wake = Deferred.makeUnsafe<void>()
 
     let reclaimed = 0
     const onReclaim = options.onReclaim
@@ -88,26 +116,45 @@ export const startReaper = (
       )
     })
 
+    /** Ends the current sleep early; `undefined` while the reaper is awake. */
+    let wakeEarly: (() => void) | undefined
+
+    /** Sleeps `millis` (`Infinity`: until woken) or until `wakeEarly` is called. */
+    const sleep: (millis: number) => Effect.Effect<void> = clock === liveClock
+      ? (millis) =>
+        Effect.callback<void>((resume) => {
+          const timer = millis === Infinity ? undefined : setTimeout(() => resume(Effect.void), Math.min(millis, maxTimerMillis))
+          wakeEarly = () => {
+            clearTimeout(timer)
+            resume(Effect.void)
+          }
+          return Effect.sync(() => clearTimeout(timer))
+        })
+      : (millis) => {
+        const wake = Deferred.makeUnsafe<void>()
+        wakeEarly = () => Deferred.doneUnsafe(wake, Effect.void)
+        return millis === Infinity ? Deferred.await(wake) : Effect.raceFirst(Effect.sleep(millis), Deferred.await(wake))
+      }
+
     const loop = Effect.gen(function*() {
       while (true) {
         const next = index.deadlines.peekDeadline()
         const now = clock.currentTimeMillisUnsafe()
         if (next <= now) {
+          const before = reclaimed
           yield* lock.write(reclaimStep)
           yield* reportCallbackFailure
-          yield* Effect.yieldNow
+          // A full batch may leave more due: let other fibers run between
+          // batches, so that a mass expiry never stalls them for long.
+          if (reclaimed - before >= reclaimBatchSize) yield* Effect.yieldNow
           continue
         }
-        wake = Deferred.makeUnsafe<void>()
         sleepingUntil = next
-        if (next === Infinity) {
-          yield* Deferred.await(wake)
-        } else {
-          // Timers fire on whole milliseconds: round up so that the reaper
-          // never wakes just before a fractional deadline and spins.
-          yield* Effect.raceFirst(Effect.sleep(Math.ceil(next - now)), Deferred.await(wake))
-        }
+        // Timers fire on whole milliseconds: round up so that the reaper
+        // never wakes just before a fractional deadline and spins.
+        yield* sleep(next === Infinity ? Infinity : Math.ceil(next - now))
         sleepingUntil = -Infinity
+        wakeEarly = undefined
       }
     })
 
@@ -117,9 +164,10 @@ export const startReaper = (
       scheduled: (deadline) => {
         if (deadline < sleepingUntil) {
           sleepingUntil = -Infinity
-          Deferred.doneUnsafe(wake, Effect.void)
+          wakeEarly?.()
         }
       },
-      reclaimed: () => reclaimed
+      reclaimed: () => reclaimed,
+      isLate: (now) => now - index.deadlines.peekDeadline() >= reaperLateMillis
     }
   })

@@ -12,8 +12,9 @@
  *    right.
  * 3. Copy the rewrite buffer over while writes go on, sync the new file.
  * 4. Between two batches (the only pause): copy the rest of the rewrite
- *    buffer, sync, rename the new file over the log, sync the directory, and
- *    switch to it.
+ *    buffer, sync it under `"always"`, rename the new file over the log and
+ *    switch to it; the directory is synced off the main thread, before any
+ *    later sync of the log is acknowledged (see `switchTo`).
  *
  * A crash before the rename leaves the old log whole (the leftover
  * `.compact` file is deleted at open); after it, the new one, synced before
@@ -43,7 +44,7 @@ import { RecordEncoder } from "../format/LogRecord.ts"
  * this bounds them; and it is time, not a count of entries, so a compaction
  * still progresses when busy writers leave it few turns.
  */
-export const stepBudgetMillis = 2
+export const stepBudgetMillis = 1
 /**
  * The turn while durable writes wait for their batch. They need no CPU, only
  * the writer fiber's turn: a batch comes once a turn, so a 2 ms turn holds
@@ -51,7 +52,7 @@ export const stepBudgetMillis = 2
  */
 const busyStepMillis = 0.25
 /** Entries encoded between two looks at the clock. */
-const entriesPerClockCheck = 256
+const entriesPerClockCheck = 64
 /**
  * The new file is synced (off the main thread) every this many bytes, so
  * that the disk never has to take the whole of it at once while the log's
@@ -59,7 +60,7 @@ const entriesPerClockCheck = 256
  */
 const syncEveryBytes = 4 * 1024 * 1024
 /** Bytes gathered before one `write()` of the new file. */
-export const writeChunkBytes = 1024 * 1024
+export const writeChunkBytes = 256 * 1024
 /** The rewrite buffer is copied over, writes going on, until it is this small… */
 const switchBelowBytes = 64 * 1024
 /** …or for this many turns, after which the rest is copied during the switch. */
@@ -138,6 +139,8 @@ export const startCompactor = (
     readonly writersBusy: () => boolean
     /** Hands the OS what the writer acknowledged and still holds, before the file is replaced. */
     readonly flushWriter: () => StorageError | undefined
+    /** Whether every batch is synced before it is acknowledged (`"always"`). */
+    readonly syncsEachBatch: boolean
   }
 ): Effect.Effect<Compactor, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -185,14 +188,40 @@ export const startCompactor = (
     /**
      * Gives the new file the log's name and makes it the log. Synchronous:
      * nothing can be appended between the last copied byte and the switch.
+     *
+     * `clear` makes the switch durable at once. A compaction, where this is
+     * the one pause writers wait for, syncs only what must be durable before
+     * the rename and leaves the directory's sync to `LogFile.deferDirectorySync`
+     * (in the background, and before any later sync is acknowledged): under
+     * `"always"` the records copied since the last sync round were
+     * acknowledged as durable, so they are synced first; under `"interval"`
+     * and `"never"` they are the newest writes, which an OS crash may lose
+     * anyway, while everything older in the new file was synced before (and
+     * later batches record only that much as synced, for replay to tell a
+     * torn tail from damage). The old file keeps its blocks until the rename
+     * is durable: should the old name come back after a crash, it comes back
+     * whole.
      */
     const switchTo = (
       fd: number,
-      state: { readonly end: number; readonly records: number; readonly sequence: number; readonly salt: number }
+      state: {
+        readonly end: number
+        readonly records: number
+        readonly sequence: number
+        readonly salt: number
+        /** Where the new file is durable up to already. */
+        readonly syncedEnd: number
+      },
+      durability: "now" | "deferred"
     ): StorageError | undefined => {
-      ops.datasync(fd)
+      const syncData = durability === "now" || options.syncsEachBatch
+      if (syncData) ops.datasync(fd)
       ops.rename(compactPath, file.path)
-      const old = file.switchTo(fd, state)
+      const old = file.switchTo(fd, { ...state, syncedEnd: syncData ? state.end : state.syncedEnd })
+      if (durability === "deferred") {
+        file.deferDirectorySync(directory, () => releaseGradually(ops, old.fd, old.size))
+        return undefined
+      }
       let failed: StorageError | undefined
       try {
         ops.syncDirectory(directory)
@@ -318,7 +347,7 @@ export const startCompactor = (
             const error = flushWriter() ?? file.refusal()
             if (error !== undefined) return error
             copyRewrite(Infinity)
-            const failed = switchTo(fd!, { end: position, records, sequence, salt })
+            const failed = switchTo(fd!, { end: position, records, sequence, salt, syncedEnd: syncedUpTo }, "deferred")
             fd = undefined
             return failed
           })
@@ -358,7 +387,11 @@ export const startCompactor = (
           try {
             const salt = newSalt()
             fd = createCompactFile(salt)
-            const failed = switchTo(fd, { end: fileHeaderLength, records: 0, sequence: 0, salt })
+            const failed = switchTo(
+              fd,
+              { end: fileHeaderLength, records: 0, sequence: 0, salt, syncedEnd: fileHeaderLength },
+              "now"
+            )
             fd = undefined
             applyClear(core)
             return failed

@@ -134,3 +134,26 @@ export const removeIfPresent = (ops: FileOps, filePath: string): void => {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
   }
 }
+
+/** `syncDirectory` off the main thread (through `node:fs`), or on a later turn for a replaced one. */
+export const syncDirectoryInBackground = (
+  ops: FileOps,
+  directory: string,
+  done: (error: Error | null) => void
+): void => {
+  if (ops.syncDirectory !== nodeFileOps.syncDirectory) {
+    setImmediate(() => {
+      try {
+        ops.syncDirectory(directory)
+      } catch (error) {
+        return done(error as Error)
+      }
+      done(null)
+    })
+    return
+  }
+  fs.open(directory, "r", (error, fd) => {
+    if (error !== null) return done(error)
+    fs.fsync(fd, (syncError) => fs.close(fd, () => done(syncError)))
+  })
+}

@@ -17,7 +17,7 @@ import { StorageError } from "../../errors.ts"
 import { batchHeaderLength, fileHeaderLength } from "../format/LogFormat.ts"
 import type { RecordEncoder } from "../format/LogRecord.ts"
 import type { StoreCounters } from "../../observe/StoreMetrics.ts"
-import { type FileOps, writeFully } from "./FileOps.ts"
+import { type FileOps, syncDirectoryInBackground, writeFully } from "./FileOps.ts"
 
 /**
  * The log grows by this much at a time, written as zeros ahead of the
@@ -57,6 +57,12 @@ export class LogFile {
   private closed = false
   private rewrite: Array<RewriteChunk> | undefined = undefined
   private _rewriteBytes = 0
+  /**
+   * The directory whose sync makes the last switch of files durable, while
+   * that sync has not returned; and what to do once it has (release the old
+   * file). See `deferDirectorySync`.
+   */
+  private unsyncedSwitch: { readonly directory: string; readonly onSynced: () => void } | undefined = undefined
 
   readonly path: string
   private fd: number
@@ -146,6 +152,8 @@ export class LogFile {
   sync(): StorageError | undefined {
     const refused = this.refusal()
     if (refused !== undefined) return refused
+    const switched = this.syncDirectoryNow()
+    if (switched !== undefined) return switched
     if (this.syncedEnd === this._end) return undefined
     const started = performance.now()
     try {
@@ -181,6 +189,59 @@ export class LogFile {
       resume(Effect.void)
     })
   })
+
+  /**
+   * After a switch of files whose rename is not yet durable (see
+   * `switchTo`): a sync of the log is not complete, nor may the old file's
+   * blocks be released, until the directory is synced. A background sync of
+   * it is started here; `sync` does it at once if it is still pending, so
+   * that no write is acknowledged as durable before the rename is.
+   */
+  deferDirectorySync(directory: string, onSynced: () => void): void {
+    // A switch still pending is made durable by the same directory sync.
+    const earlier = this.unsyncedSwitch
+    const pending = {
+      directory,
+      onSynced: earlier === undefined ? onSynced : () => {
+        earlier.onSynced()
+        onSynced()
+      }
+    }
+    this.unsyncedSwitch = pending
+    syncDirectoryInBackground(this.ops, directory, (error) => {
+      if (this.unsyncedSwitch !== pending) return
+      if (error !== null) {
+        this.unsyncedSwitch = undefined
+        this.failSwitch(directory, error)
+        return
+      }
+      this.unsyncedSwitch = undefined
+      pending.onSynced()
+    })
+  }
+
+  /** Syncs the directory of a switch not yet durable, now; the error, if it failed. */
+  private syncDirectoryNow(): StorageError | undefined {
+    const pending = this.unsyncedSwitch
+    if (pending === undefined) return undefined
+    this.unsyncedSwitch = undefined
+    try {
+      this.ops.syncDirectory(pending.directory)
+    } catch (error) {
+      return this.failSwitch(pending.directory, error)
+    }
+    pending.onSynced()
+    return undefined
+  }
+
+  /**
+   * The rename may not survive a crash: the old log could come back without
+   * what is appended from now on. Refuse further writes (the old file is
+   * kept, not released).
+   */
+  private failSwitch(directory: string, error: unknown): StorageError {
+    return this.fail(`syncing directory ${directory} after compaction failed`, error)
+  }
 
   private syncFailed(error: unknown): StorageError {
     // The batch being synced failed, so cut it off the file; best effort, as
@@ -248,13 +309,21 @@ export class LogFile {
   }
 
   /**
-   * Makes `fd` the log: a file synced whole, holding `records` records in
-   * `sequence` batches up to `end`, with `salt`. Returns the old descriptor
-   * and its size, for the caller to release.
+   * Makes `fd` the log: a file holding `records` records in `sequence`
+   * batches up to `end`, with `salt`, durable up to `syncedEnd` (the whole of
+   * it unless said otherwise: later batches record that offset as synced,
+   * and replay trusts what is before it). Returns the old descriptor and its
+   * size, for the caller to release.
    */
   switchTo(
     fd: number,
-    state: { readonly end: number; readonly records: number; readonly sequence: number; readonly salt: number }
+    state: {
+      readonly end: number
+      readonly records: number
+      readonly sequence: number
+      readonly salt: number
+      readonly syncedEnd?: number
+    }
   ): { readonly fd: number; readonly size: number } {
     const old = { fd: this.fd, size: this.allocated }
     this.fd = fd
@@ -263,7 +332,7 @@ export class LogFile {
     this._records = state.records
     this.sequence = state.sequence
     this.salt = state.salt
-    this.syncedEnd = state.end
+    this.syncedEnd = state.syncedEnd ?? state.end
     this.acknowledgedEnd = state.end
     this.generation++
     this.endRewrite()

@@ -11,8 +11,13 @@
  * held (the writes of the last scheduler turns, at most `flushThreshold`
  * bytes), acknowledged or not. A failed `write()` of the buffer turns the
  * log read-only, since it held acknowledged writes.
+ *
+ * While several fibers write, they take turns of `writesPerYieldWhileShared`
+ * writes (see `yieldIfShared`), so that no put waits for long behind the
+ * others.
  */
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Latch from "effect/Latch"
 import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
@@ -27,8 +32,17 @@ import type { LogWriter } from "./LogWriter.ts"
 /** Bytes buffered before a write flushes them inline instead of waiting for the writer fiber. */
 export const flushThreshold = 256 * 1024
 
-/** While a compaction runs, writes between two yields of the writing fiber (see `yieldIfCompacting`). */
+/** Writes between two yields of the writing fibers while several fibers write (see `yieldIfShared`). */
+export const writesPerYieldWhileShared = 128
+
+/** The same while a compaction runs: it needs turns of the thread too, and more often. */
 export const writesPerYieldWhileCompacting = 32
+
+/**
+ * How many writes after the last one made by another fiber the writers are
+ * still taken to share the thread.
+ */
+const sharedForWrites = 4096
 
 export const startBufferedWriter = (
   core: StoreCore,
@@ -85,25 +99,44 @@ export const startBufferedWriter = (
       return outcome
     }
 
-    // Writes here never suspend, so busy writers would leave a compaction a
-    // turn only every few scheduler slices of each of them, and it would
-    // never catch up. While one runs, every writer yields every
-    // `writesPerYieldWhileCompacting` writes.
+    // Writes here never suspend, so a writing fiber keeps the thread until
+    // Effect's scheduler preempts it, every 2048 steps of its loop (~1000
+    // puts). With many writers, a put that lands on such a preemption waits
+    // for every other writer's whole turn: 64 writers made the worst put
+    // ~110 ms while the median was 0.6 µs. And a compaction would get a turn
+    // only every few such slices, and never catch up. So while more than one
+    // fiber writes the writers yield every `writesPerYieldWhileShared` writes
+    // between them, and every `writesPerYieldWhileCompacting` while a
+    // compaction runs; a lone writer otherwise never yields for this.
     let writesSinceYield = 0
-    const yieldIfCompacting = <A, E>(outcome: Effect.Effect<A, E>): Effect.Effect<A, E> => {
-      if (!file.rewriting || ++writesSinceYield < writesPerYieldWhileCompacting) return outcome
+    let writes = 0
+    let lastWriter: Fiber.Fiber<unknown, unknown> | undefined
+    let lastSwitch = -sharedForWrites
+    const yieldIfShared = <A, E>(outcome: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+      const writer = Fiber.getCurrent()
+      if (writer !== lastWriter) {
+        if (lastWriter !== undefined) lastSwitch = writes
+        lastWriter = writer
+      }
+      writes++
+      const turn = file.rewriting
+        ? writesPerYieldWhileCompacting
+        : writes - lastSwitch <= sharedForWrites
+        ? writesPerYieldWhileShared
+        : Infinity
+      if (++writesSinceYield < turn) return outcome
       writesSinceYield = 0
       return Effect.flatMap(Effect.yieldNow, () => outcome)
     }
 
     const putNow = (key: string, value: Value, stored: Value, deadline: number): Effect.Effect<Value, StorageError> => {
       const outcome = appendAndApply(key, stored, deadline)
-      return yieldIfCompacting(typeof outcome === "boolean" ? Effect.succeed(value) : Effect.fail(outcome))
+      return yieldIfShared(typeof outcome === "boolean" ? Effect.succeed(value) : Effect.fail(outcome))
     }
 
     const deleteNow = (key: string): Effect.Effect<boolean, StorageError> => {
       const outcome = appendAndApply(key, undefined, Infinity)
-      return yieldIfCompacting(
+      return yieldIfShared(
         typeof outcome === "boolean" ? (outcome ? succeedTrue : succeedFalse) : Effect.fail(outcome)
       )
     }
