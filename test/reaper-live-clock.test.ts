@@ -8,8 +8,11 @@
  */
 import { assert, describe, it, vi } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Scheduler from "effect/Scheduler"
 import { KeyValueStore } from "../src/index.ts"
+import { PreemptingScheduler } from "../src/testing/ConcurrentHistories.ts"
 
 /**
  * Timers set through `setTimeout` from now until the scope closes, and not yet
@@ -112,5 +115,38 @@ describe("the reaper on Effect's own clock", () => {
     } finally {
       await runtime.dispose()
     }
+  })
+
+  it("an earlier deadline put while the reaper is between choosing its deadline and setting its timer still wakes it", async () => {
+    // Fibers preempted at every other step, at random (a seed per gap), from
+    // the first put to the second: for some gaps the second put lands
+    // between the reaper's choice of the late deadline and the timer it sets
+    // for it. Missing the wake-up there left "early" (20 ms) in memory until
+    // the late deadline, a minute on (2 or 3 gaps of the 31 did).
+    const missed: Array<number> = []
+    for (let gap = 0; gap <= 30; gap++) {
+      const reclaimed: Array<string> = []
+      const scheduler = new PreemptingScheduler()
+      const runtime = ManagedRuntime.make(
+        KeyValueStore.layerMemoryWith({ onReclaim: (key) => reclaimed.push(key) }).pipe(
+          Layer.provideMerge(Layer.succeed(Scheduler.Scheduler, scheduler))
+        )
+      )
+      try {
+        await runtime.runPromise(Effect.gen(function*() {
+          const store = yield* KeyValueStore.KeyValueStore
+          scheduler.reseed(gap + 1, 2)
+          yield* store.put("late", "v", { duration: 60_000 })
+          for (let i = 0; i < gap; i++) yield* Effect.yieldNow
+          yield* store.put("early", "v", { duration: 20 })
+          scheduler.reseed(1, Infinity)
+          yield* waitFor(() => reclaimed.length > 0, 500)
+        }))
+      } finally {
+        await runtime.dispose()
+      }
+      if (reclaimed[0] !== "early") missed.push(gap)
+    }
+    assert.deepStrictEqual(missed, [], "gaps after which the reaper slept past the early deadline")
   })
 })

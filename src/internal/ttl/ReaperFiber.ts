@@ -121,15 +121,26 @@ export const startReaper = (
 
     /** Sleeps `millis` (`Infinity`: until woken) or until `wakeEarly` is called. */
     const sleep: (millis: number) => Effect.Effect<void> = clock === liveClock
-      ? (millis) =>
-        Effect.callback<void>((resume) => {
-          const timer = millis === Infinity ? undefined : setTimeout(() => resume(Effect.void), Math.min(millis, maxTimerMillis))
-          wakeEarly = () => {
-            clearTimeout(timer)
-            resume(Effect.void)
-          }
+      ? (millis) => {
+        // `wakeEarly` is in place before the fiber can be preempted: a put
+        // landing between this call and the timer's setting finds it, and
+        // the sleep then ends at once instead of waiting for the later
+        // deadline it was chosen for.
+        let woken = false
+        let timer: ReturnType<typeof setTimeout> | undefined
+        let resumeSleep: ((effect: Effect.Effect<void>) => void) | undefined
+        wakeEarly = () => {
+          woken = true
+          clearTimeout(timer)
+          resumeSleep?.(Effect.void)
+        }
+        return Effect.callback<void>((resume) => {
+          if (woken) return resume(Effect.void)
+          resumeSleep = resume
+          if (millis !== Infinity) timer = setTimeout(() => resume(Effect.void), Math.min(millis, maxTimerMillis))
           return Effect.sync(() => clearTimeout(timer))
         })
+      }
       : (millis) => {
         const wake = Deferred.makeUnsafe<void>()
         wakeEarly = () => Deferred.doneUnsafe(wake, Effect.void)
