@@ -272,7 +272,7 @@ export const quickPlan: ReadonlyArray<string> = [
   `baseline ${seconds(quickOptions.compactionBeforeMillis)}, given up after ${seconds(quickOptions.compactionGiveUpMillis)} ` +
   `(full run: ${formatCount(fullOptions.compactionKeys)} keys, ${fullOptions.compactionReps} repetitions, ` +
   `${seconds(fullOptions.compactionBeforeMillis)}, ${seconds(fullOptions.compactionGiveUpMillis)})`,
-  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys (full run: ${formatCount(fullOptions.expiryKeys)})`,
+  `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys, 3 passes (full run: ${formatCount(fullOptions.expiryKeys)})`,
   `per operation: kvlog, Effect's store, Map and the \`yield*\` floor at ${counts(quickOptions.perOpSizes)} keys ` +
   `(full run: ${counts(fullOptions.perOpSizes)}); buffered tails: windows of 0.5 s (full run: 2 s)`,
   `the ${ids([...quickOptions.inProcessSuites].map((suite) => suiteTitles[suite]))} jobs run inside the runner's process (they measure no memory, and a ` +
@@ -314,8 +314,8 @@ Usage: npm run bench -- [options]
 Every run writes its report, charts and raw results (results.json) to a folder of its own,
 bench/results/<start time>/, prints the original library's two tables on stdout beside the
 published figures, and ends with the folder's path. Progress goes to stderr. Only the full run
-(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport}
-and its two charts.
+(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport},
+its two charts, and the figures in README.md (between its two bench markers).
 
 --quick measures:
 ${quickPlan.map((line) => wrap(line, 100, "  - ", "    ")).join("\n")}

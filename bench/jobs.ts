@@ -99,6 +99,8 @@ export interface ExpiryJob extends JobBase {
   readonly keys: number
   readonly ttlMinMillis: number
   readonly ttlMaxMillis: number
+  /** Passes, each with a fresh store; the lags are medians over them (default 1). */
+  readonly reps?: number
 }
 
 export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | CompactionJob | ExpiryJob | PerOpJob | TailsJob
@@ -203,9 +205,17 @@ export interface CompactionResult {
   readonly reps: ReadonlyArray<CompactionRep>
 }
 
+/**
+ * One expiry job: with several passes, the lag percentiles are medians over
+ * the passes and the read counts are totals (the worst distances the worst).
+ */
 export interface ExpiryResult {
   readonly suite: "expiry"
   readonly keys: number
+  /** Passes measured (1 in results written before passes were repeated). */
+  readonly reps?: number
+  /** Each pass's lag p99, in the order run. */
+  readonly lagP99ByRep?: ReadonlyArray<number>
   /** `undefined` when the subject has no way to report reclaims. */
   readonly reclaimed: number | undefined
   readonly lagP50Millis: number | undefined

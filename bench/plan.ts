@@ -160,14 +160,16 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
         subject: subject.id,
         size: options.expiryKeys,
         values: "short",
-        timeoutSeconds: options.timeoutSeconds ?? 120,
+        // Each pass: the fill, ~2 s of deadlines, and up to 10 s of grace.
+        timeoutSeconds: options.timeoutSeconds ?? 60 * (options.reps ?? 3),
         job: (workDir) => ({
           suite: "expiry",
           subject: subject.id,
           workDir,
           keys: options.expiryKeys,
           ttlMinMillis: 1,
-          ttlMaxMillis: 2_000
+          ttlMaxMillis: 2_000,
+          reps: options.reps ?? 3
         })
       })
     }

@@ -7,14 +7,15 @@
  * on stderr. At the end it writes the run's report, charts and raw results
  * to `bench/results/<start time>/`, prints the original library's two tables
  * and that folder's path on stdout, and, after a full run (or with `--out`),
- * rewrites `docs/benchmarks.md` and its two charts.
+ * rewrites `docs/benchmarks.md` (or the `--out` file) and its two charts; a
+ * full run also rewrites the README's figures.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { BenchRun, Cell, CellOutcome } from "./BenchRun.ts"
 import { type ChildOutcome, killRunningChild, runChild } from "./ChildRun.ts"
-import { type BenchOptions, helpText, parseOptions } from "./cli.ts"
+import { type BenchOptions, docsReport, helpText, parseOptions } from "./cli.ts"
 import { runInProcess } from "./InProcessRun.ts"
 import type { SuiteName } from "./jobs.ts"
 import { describeMachine } from "./machine.ts"
@@ -25,6 +26,7 @@ import { renderRawResults } from "./report/rawResults.ts"
 import { renderSeedTablesText } from "./report/seedTablesText.ts"
 import { renderTargetsText } from "./report/targetsText.ts"
 import { renderChart } from "./report/svg.ts"
+import { renderReadmeBlock, replaceReadmeBlock } from "./report/readme.ts"
 import { loadCatalog } from "./subjects/registry.ts"
 import { redisServerVersion } from "./subjects/redis.ts"
 
@@ -112,6 +114,10 @@ const main = async (): Promise<void> => {
     return inside.startsWith("..") || path.isAbsolute(inside) ? file : inside || "."
   }
 
+  // A full run that could not write the README's tables at its end would
+  // leave them from another run than the report: refuse before measuring.
+  if (options.out === docsReport) replaceReadmeBlock(fs.readFileSync("README.md", "utf8"), "")
+
   const catalog = await loadCatalog()
   for (const missing of catalog.missing) {
     if (options.suites.has(missing.suite)) say(`not measured (${missing.suite}): ${missing.label}: ${missing.reason}`)
@@ -193,6 +199,11 @@ const main = async (): Promise<void> => {
   fs.writeFileSync(path.join(resultsDir, "results.json"), renderRawResults(run))
   say(`wrote ${[...written, path.join(resultsDir, "results.json")].map(relative).join(", ")}`)
   const docs = options.out === undefined ? [] : writeReport(run, options.out)
+  // The README's tables come from the run that rewrote the docs' report, and only from it.
+  if (options.out === docsReport) {
+    fs.writeFileSync("README.md", replaceReadmeBlock(fs.readFileSync("README.md", "utf8"), renderReadmeBlock(run)))
+    docs.push("README.md")
+  }
   if (docs.length > 0) say(`wrote ${docs.map(relative).join(", ")}`)
   say(`total ${clock(elapsed())}`)
 

@@ -9,6 +9,8 @@ import { type BenchOptions, parseOptions } from "../bench/cli.ts"
 import type { JobResult, PerOpResult } from "../bench/jobs.ts"
 import { plan } from "../bench/plan.ts"
 import { perfTargets } from "../bench/report/perfReport.ts"
+import { readmeBegin, readmeEnd, renderReadmeBlock, replaceReadmeBlock } from "../bench/report/readme.ts"
+import * as fs from "node:fs"
 import type { SubjectCatalog } from "../bench/subjects/registry.ts"
 
 const options = (argv: ReadonlyArray<string>): BenchOptions => parseOptions(argv) as BenchOptions
@@ -80,5 +82,43 @@ describe("the per-operation and buffered-tail suites", () => {
     assert.strictEqual(perOp({ "kvlog-memory": [0.59, 0.5], "effect-kvs": [0.55, 0.6], map: [0.4, 0.3] }).reached, false)
     assert.strictEqual(perOp({ map: [0.4, 0.3] }).reached, undefined)
     assert.strictEqual(perfTargets(run({})).every((target) => target.reached === undefined), true)
+  })
+
+  it("a full run's README tables replace what lies between the markers, and nothing else", () => {
+    const before = `# title\n\nintro\n${readmeBegin}\nold figures\n${readmeEnd}\n\nafter\n`
+    const after = replaceReadmeBlock(before, "| new | figures |")
+    assert.strictEqual(after, `# title\n\nintro\n${readmeBegin}\n| new | figures |\n${readmeEnd}\n\nafter\n`)
+    assert.strictEqual(replaceReadmeBlock(after, "| new | figures |"), after, "a second run rewrites the same block")
+    assert.throws(() => replaceReadmeBlock("# no markers\n", "x"), /must hold/)
+    assert.throws(() => replaceReadmeBlock(`${readmeEnd}\n${readmeBegin}\n`, "x"), /must hold/)
+    assert.throws(() => replaceReadmeBlock(`${readmeBegin}${readmeEnd}${readmeBegin}${readmeEnd}`, "x"), /must hold/)
+    // The project's README holds them, so a full run can write its tables there.
+    const readme = fs.readFileSync(new URL("../README.md", import.meta.url), "utf8")
+    assert.include(replaceReadmeBlock(readme, "| marker |"), "| marker |")
+  })
+
+  it("the README block puts kvlog beside the original library's published figures and gives every target's verdict", () => {
+    const cell = (subject: string, writeMicros: number, readMicros: number): Cell => ({
+      suite: "tables",
+      subject,
+      size: 100_000,
+      values: "short",
+      outcome: {
+        _tag: "Ok",
+        result: { suite: "tables", writeMicros, readMicros, storeBytesPerKey: 20, totalBytesPerKey: 92, rssBytesPerKey: 0, peakRssBytes: 0, reads: 1, reps: 3 } as JobResult,
+        seconds: 1
+      }
+    }) as unknown as Cell
+    const run = {
+      options: options(["--sizes", "100k"]),
+      cells: [cell("kvlog-memory", 0.5, 1.25), cell("map", 0.25, 0.5)],
+      catalog: catalog(),
+      startedAt: new Date("2026-12-02T08:00:00Z")
+    } as unknown as BenchRun
+    const block = renderReadmeBlock(run)
+    assert.include(block, "2026-12-02 08:00 UTC")
+    // 2.71 µs and 4.92 µs published at 100k: kvlog's write 0.5 µs is 5.43× faster, its read 1.25 µs 3.94×.
+    assert.match(block, /\| 100k +\| 2\.71 \/ 4\.92 +\| 0\.500 \/ 1\.25 +\| 0\.250 \/ 0\.500 +\| 225 \/ 92 +\| 5\.43× \/ 3\.94× +\|/)
+    assert.include(block, "≥ 5× faster than the original Python library")
   })
 })

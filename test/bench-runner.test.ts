@@ -14,7 +14,7 @@ import { afterEach, beforeEach, vi } from "vitest"
 import type { BenchRun, Cell } from "../bench/BenchRun.ts"
 import { type BenchOptions, docsReport, parseOptions, runsSubject } from "../bench/cli.ts"
 import { runInProcess } from "../bench/InProcessRun.ts"
-import { type CompactionJob, type ExpiryJob, type JobResult, resultPrefix, type SeedJob, type SeedResult } from "../bench/jobs.ts"
+import { type CompactionJob, type ExpiryJob, type ExpiryResult, type JobResult, resultPrefix, type SeedJob, type SeedResult } from "../bench/jobs.ts"
 import { plan, type PlannedJob } from "../bench/plan.ts"
 import { alignedTable } from "../bench/report/format.ts"
 import { renderRawResults } from "../bench/report/rawResults.ts"
@@ -22,6 +22,7 @@ import { renderSeedTablesText } from "../bench/report/seedTablesText.ts"
 import type { CompactionRun, CompactionSubject, SubjectRole } from "../bench/subjects/BenchSubject.ts"
 import type { SubjectCatalog } from "../bench/subjects/registry.ts"
 import { runCompactionJob } from "../bench/suites/compaction.ts"
+import { combineExpiryPasses } from "../bench/suites/expiryAccuracy.ts"
 import { progress, redirectProgress } from "../bench/suites/progress.ts"
 
 const root = path.resolve(import.meta.dirname, "..")
@@ -212,6 +213,48 @@ describe("bench plan", () => {
       assert.strictEqual(built.preparedLogDir, "/shared")
       assert.strictEqual(built.workDir, `/work/${index}`)
     }
+  })
+})
+
+describe("the expiry-accuracy job's passes", () => {
+  it("run 3 times in every run unless --reps says otherwise, with a time limit that grows with them", () => {
+    const expiryPlan = (argv: ReadonlyArray<string>) =>
+      plan(options(argv), fullCatalog()).filter((job) => job.suite === "expiry")
+    for (const [argv, reps] of [[[], 3], [["--quick"], 3], [["--reps", "5"], 5]] as const) {
+      const jobs = expiryPlan(argv)
+      assert.isAbove(jobs.length, 0)
+      for (const job of jobs) {
+        assert.strictEqual((job.job("/work", "/shared") as ExpiryJob).reps, reps, argv.join(" "))
+        assert.strictEqual(job.timeoutSeconds, 60 * reps)
+      }
+    }
+  })
+
+  it("combine into medians of the lags, totals of the reads and the worst of the wrong reads' distances", () => {
+    const pass = (p99: number, stale: number, maxStale: number, reclaimed: number): ExpiryResult => ({
+      suite: "expiry",
+      keys: 100,
+      reclaimed,
+      lagP50Millis: p99 / 10,
+      lagP99Millis: p99,
+      lagMaxMillis: p99 * 2,
+      lagSource: "store",
+      unavailableReason: undefined,
+      reads: 1_000,
+      staleReads: stale,
+      maxStaleMillis: maxStale,
+      earlyMisses: 0,
+      maxEarlyMillis: 0
+    })
+    const combined = combineExpiryPasses([pass(15, 0, 0, 100), pass(4, 2, 1.5, 99), pass(22, 1, 0.5, 100)])
+    assert.strictEqual(combined.reps, 3)
+    assert.deepStrictEqual(combined.lagP99ByRep, [15, 4, 22])
+    assert.deepStrictEqual([combined.lagP50Millis, combined.lagP99Millis, combined.lagMaxMillis], [1.5, 15, 30])
+    assert.deepStrictEqual([combined.reads, combined.staleReads, combined.maxStaleMillis], [3_000, 3, 1.5])
+    assert.strictEqual(combined.reclaimed, 99, "the fewest any pass reclaimed")
+    const unavailable = { ...pass(0, 0, 0, 0), reclaimed: undefined, lagP50Millis: undefined, lagP99Millis: undefined, lagMaxMillis: undefined }
+    const none = combineExpiryPasses([unavailable])
+    assert.deepStrictEqual([none.reclaimed, none.lagP99Millis, none.lagP99ByRep], [undefined, undefined, []])
   })
 })
 

@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Scheduler from "effect/Scheduler"
 import { TestClock } from "effect/testing"
 import * as fs from "node:fs"
 import { KeyValueStore } from "../src/index.ts"
@@ -26,6 +27,7 @@ import {
   withLogStore
 } from "./support/logHarness.ts"
 import { makeStalledClock } from "./support/RuntimeCounters.ts"
+import { PreemptingScheduler } from "../src/testing/ConcurrentHistories.ts"
 
 const policies = ["always", "interval", "never"] as const
 
@@ -254,6 +256,42 @@ describe("automatic compaction", () => {
         }))
       assertSameState(yield* stateOfLog(logPath), expected, "after a reopen")
     }))
+
+  it.live("a compaction asked for while its fiber is preempted on its way to waiting still runs (10 preempted schedules)", () =>
+    Effect.gen(function*() {
+      // 64 fibers write 4 keys with fibers preempted at one step in three, at
+      // random: a batch holds many records, enough to ask for the next
+      // compaction on its own, so for some seeds a request lands between the
+      // background fiber's look at whether one is pending and its wait. A
+      // request missed there found no wake-up to call, and none came after
+      // it: automatic compaction stopped for good. 1,000 more puts, made
+      // without preemption, then show whether it still runs.
+      const stopped: Array<{ seed: number; records: number }> = []
+      for (let seed = 1; seed <= 10; seed++) {
+        const logPath = yield* freshLogPath("auto-preempted")
+        const scheduler = new PreemptingScheduler()
+        const records = yield* withLogStore(
+          { path: logPath, fsync: "never", compaction: { minRecords: 10, factor: 2 } },
+          (store) =>
+            Effect.gen(function*() {
+              scheduler.reseed(seed, 3)
+              yield* Effect.forEach(Array.from({ length: 64 }, (_, fiber) => fiber), (fiber) =>
+                Effect.gen(function*() {
+                  for (let i = 0; i < 20; i++) yield* store.put(`k${(fiber + i) % 4}`, `${fiber}.${i}`)
+                }), { concurrency: "unbounded", discard: true })
+              scheduler.reseed(1, Infinity)
+              const before = (yield* store.stats).log!.lastCompaction
+              for (let i = 0; i < 1_000; i++) yield* store.put("k0", `last ${i}`)
+              for (let i = 0; i < 200 && (yield* store.stats).log!.lastCompaction === before; i++) {
+                yield* Effect.sleep(10)
+              }
+              return (yield* store.stats).log!.lastCompaction === before ? (yield* store.stats).log!.records : undefined
+            })
+        ).pipe(Effect.provideService(Scheduler.Scheduler, scheduler))
+        if (records !== undefined) stopped.push({ seed, records })
+      }
+      assert.deepStrictEqual(stopped, [], "seeds after which automatic compaction no longer ran")
+    }), 120_000)
 
   it.live("with auto: false the log is never compacted by itself", () =>
     Effect.gen(function*() {

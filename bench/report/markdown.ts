@@ -581,7 +581,7 @@ in another fiber while they go on (the **during** phase), and stops them once it
   beside the median.
 - **longest GC**: the longest V8 garbage collection that began while the compaction ran (a \`PerformanceObserver\`
   of \`gc\` entries in the bench process). A collection stops every fiber, so a compaction turn it lands in is
-  that much longer: a pause well above the turn's 2 ms beside a GC of about its size is the collector's.
+  that much longer: a pause well above the turn's 1 ms beside a GC of about its size is the collector's.
 - **writers**, measured from the outside: the latency of every put *sent* in the phase (p50, p99, max) and the
   puts *acknowledged* in it per second. The compaction's walk runs on the same thread as the writers, so it
   shows here even where the store holds nothing back.
@@ -655,6 +655,8 @@ ${
     run.options.inProcessSuites.has("expiry") ? "Each subject in turn inside the runner's process. " : ""
   }Every key gets its own TTL; then, until every key is reclaimed (or 10 s past the last deadline), a reader probes
 the keys whose deadline has just passed or is about to, plus random ones, and finally reads every key once more.
+Each subject runs ${run.options.reps ?? 3} such passes, each on a fresh store: the lag figures are medians over the
+passes, the reads and wrong reads their totals.
 Each store is judged on its own clock (kvlog: Effect's \`Clock\`, \`Date.now()\` in whole ms; the caches:
 \`performance.now()\`).
 
@@ -736,7 +738,7 @@ ${clock(run.elapsedSeconds)}.${
       run.options.quick ? "\nA `--quick` run: fewer subjects, sizes and repetitions (see [Reproduce](#reproduce))." : ""
     }
 
-The full run (\`npm run bench\`) rewrites \`${docsReport}\` and its two charts: do not edit them by hand. Every
+The full run (\`npm run bench\`) rewrites \`${docsReport}\`, its two charts and the README's figures: do not edit them by hand. Every
 run, \`--quick\` included, writes its report, charts and raw \`results.json\` to a folder of its own,
 \`bench/results/<start time>/\`.
 

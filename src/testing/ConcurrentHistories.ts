@@ -780,6 +780,12 @@ export interface StoreHistoryOptions {
   readonly clock?: "test" | "live" | undefined
   readonly lockCounters?: (() => { readonly reads: number; readonly writes: number }) | undefined
   readonly replay?: Replay | undefined
+  /**
+   * A history still running after this long (default 60 s) fails the check
+   * as stuck, with its program, seed and preemption, instead of waiting for
+   * the test's own time limit, which reports nothing about it.
+   */
+  readonly stuckAfterMillis?: number | undefined
 }
 
 /**
@@ -842,16 +848,22 @@ export const checkStoreHistories = async (
   const cpuStarted = process.cpuUsage()
   let runtime: ManagedRuntime.ManagedRuntime<KeyValueStore.KeyValueStore, unknown> | undefined
   let runsOnRuntime = 0
+  const stuckAfterMillis = options.stuckAfterMillis ?? 60_000
+  let stuck: { readonly program: unknown; readonly seed: number; readonly every: number } | undefined
   try {
     await runProperty(
       fc.asyncProperty(storeProgramArbitrary(shape), fc.integer(), preemption, async (program, seed, every) => {
+        // Once a history is stuck, the store that ran it is abandoned (its
+        // fibers may never finish) and the runs fast-check makes to shrink
+        // pass at once: the stuck history itself is the report.
+        if (stuck !== undefined) return
         if (runtime === undefined || runsOnRuntime === batch) {
           await runtime?.dispose()
           runtime = ManagedRuntime.make(withScheduler(makeLayer()))
           runsOnRuntime = 0
         }
         runsOnRuntime++
-        const run = await runtime.runPromise(Effect.gen(function*() {
+        const running = runtime.runPromise(Effect.gen(function*() {
           const store = yield* KeyValueStore.KeyValueStore
           yield* Effect.all([
             ...keys.map((key) => Effect.ignore(store.delete(key))),
@@ -863,6 +875,21 @@ export const checkStoreHistories = async (
           const after = lockCounters()
           return { history, reads: after.reads - before.reads, writes: after.writes - before.writes }
         }))
+        let timer: ReturnType<typeof setTimeout> | undefined
+        const run = await Promise.race([
+          running,
+          new Promise<undefined>((resolve) => {
+            timer = setTimeout(() => resolve(undefined), stuckAfterMillis)
+          })
+        ]).finally(() => clearTimeout(timer))
+        if (run === undefined) {
+          stuck = { program, seed, every }
+          runtime = undefined
+          throw new Error(
+            `a history did not finish within ${stuckAfterMillis} ms (preemption every ${every} steps, scheduler seed ${seed}): ` +
+              JSON.stringify(program)
+          )
+        }
         totals.histories++
         totals.operations += run.history.length
         totals.slowPathReads += run.reads
@@ -877,7 +904,8 @@ export const checkStoreHistories = async (
       model
     )
   } finally {
-    await runtime?.dispose()
+    // A stuck store may never finish closing: it was abandoned above.
+    if (stuck === undefined) await runtime?.dispose()
   }
   totals.millis = Math.round(performance.now() - started)
   const cpu = process.cpuUsage(cpuStarted)

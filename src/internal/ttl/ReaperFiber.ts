@@ -39,6 +39,13 @@ export const reclaimBatchSize = 1024
  */
 export const reaperLateMillis = 2
 
+/**
+ * The longest delay a Node timer takes: a longer one fires after 1 ms (with a
+ * warning), which for a deadline weeks away would wake the reaper every
+ * millisecond. It wakes early instead, finds nothing due and sleeps again.
+ */
+export const maxTimerMillis = 2 ** 31 - 1
+
 /** Effect's default clock, the one whose sleeps are plain timers. */
 const liveClock: Clock.Clock = Context.get(Context.empty(), Clock.Clock)
 
@@ -114,15 +121,26 @@ export const startReaper = (
 
     /** Sleeps `millis` (`Infinity`: until woken) or until `wakeEarly` is called. */
     const sleep: (millis: number) => Effect.Effect<void> = clock === liveClock
-      ? (millis) =>
-        Effect.callback<void>((resume) => {
-          const timer = millis === Infinity ? undefined : setTimeout(() => resume(Effect.void), millis)
-          wakeEarly = () => {
-            clearTimeout(timer)
-            resume(Effect.void)
-          }
+      ? (millis) => {
+        // `wakeEarly` is in place before the fiber can be preempted: a put
+        // landing between this call and the timer's setting finds it, and
+        // the sleep then ends at once instead of waiting for the later
+        // deadline it was chosen for.
+        let woken = false
+        let timer: ReturnType<typeof setTimeout> | undefined
+        let resumeSleep: ((effect: Effect.Effect<void>) => void) | undefined
+        wakeEarly = () => {
+          woken = true
+          clearTimeout(timer)
+          resumeSleep?.(Effect.void)
+        }
+        return Effect.callback<void>((resume) => {
+          if (woken) return resume(Effect.void)
+          resumeSleep = resume
+          if (millis !== Infinity) timer = setTimeout(() => resume(Effect.void), Math.min(millis, maxTimerMillis))
           return Effect.sync(() => clearTimeout(timer))
         })
+      }
       : (millis) => {
         const wake = Deferred.makeUnsafe<void>()
         wakeEarly = () => Deferred.doneUnsafe(wake, Effect.void)

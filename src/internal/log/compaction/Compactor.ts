@@ -427,6 +427,11 @@ export const startCompactor = (
         while (true) {
           if (!pending) {
             yield* Effect.callback<void>((resume) => {
+              // The fiber may have been preempted since it read `pending`:
+              // a request made meanwhile found no `wake` to call, and none
+              // would come after it (the next check is off until this one
+              // runs), so automatic compaction would stop for good.
+              if (pending) return resume(Effect.void)
               wake = () => resume(Effect.void)
             })
           }
