@@ -17,5 +17,12 @@ export const defaultIndexKind = (): IndexKind =>
 /** Whether `kind` names an index (what `validate.ts` checks an `index` option with). */
 export const isIndexKind = (kind: unknown): kind is IndexKind => kind === "heap" || kind === "shared"
 
-export const makeIndex = (kind: IndexKind | undefined, shardCapacity?: number): Index =>
-  (kind ?? defaultIndexKind()) === "shared" ? new SharedIndex() : new StoreIndex(shardCapacity)
+/** Indexes made in this isolate: the test setup checks with it which suites never build one. */
+let indexesMadeSoFar = 0
+
+export const indexesMade = (): number => indexesMadeSoFar
+
+export const makeIndex = (kind: IndexKind | undefined, shardCapacity?: number): Index => {
+  indexesMadeSoFar++
+  return (kind ?? defaultIndexKind()) === "shared" ? new SharedIndex() : new StoreIndex(shardCapacity)
+}
