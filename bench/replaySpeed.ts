@@ -15,6 +15,16 @@
  * `--reps` repetitions. After the shared index's opens comes the cost of
  * first writing to as many fresh bytes as it holds, without replaying
  * anything: the floor that page faults put under replay on this machine.
+ *
+ * Each figure also gives the process's CPU time over the same interval, user
+ * and system (medians, in ms): on a machine shared with other work, wall time
+ * alone cannot tell a slower replay from one that waited for a core (wall
+ * well above user + system). With transparent huge pages
+ * (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`) system time is mostly the page
+ * faults of the index's fresh memory; with 4 KiB pages in this VM, much of
+ * each fault is spent in the host and shows up as user time instead (the
+ * first touch of 513 MB: ~1 s user beside ~1–2.5 s system, vs ~0.07 s user
+ * with huge pages).
  */
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
@@ -85,8 +95,25 @@ const logBytes = fs.statSync(logPath).size
 // Warm the page cache, as the bench's replay suite does by writing the log just before.
 fs.readFileSync(logPath)
 
+/** Wall time of a run with the CPU time it took (user and system, ms). */
+interface Timing {
+  readonly millis: number
+  readonly user: number
+  readonly system: number
+}
+
+/** Times `run` in wall and CPU time. */
+const timed = async (run: () => unknown): Promise<Timing> => {
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  await run()
+  const millis = performance.now() - start
+  const used = process.cpuUsage(cpu)
+  return { millis, user: used.user / 1000, system: used.system / 1000 }
+}
+
 /** Reading, checksums and decoding with a visitor that keeps nothing: what replay costs before any index. */
-const scanOnly = (): number => {
+const scanOnly = (): void => {
   let seen = 0
   const visitor: RecordVisitor = {
     put: () => {
@@ -106,18 +133,15 @@ const scanOnly = (): number => {
   }
   const fd = fs.openSync(logPath, "r")
   try {
-    const start = performance.now()
     const result = replayFile(
       (buffer, offset, length, position) => fs.readSync(fd, buffer, offset, length, position),
       logBytes,
       visitor,
       { onCorruption: "fail" }
     )
-    const millis = performance.now() - start
     if (result._tag !== "Ok" || result.records !== records || seen !== records) {
       throw new Error(`the scan saw ${seen} records (${result._tag}), expected ${records}`)
     }
-    return millis
   } finally {
     fs.closeSync(fd)
   }
@@ -127,15 +151,17 @@ const scanOnly = (): number => {
 let sharedBytes = 0
 
 /** Opening the log into a fresh `kind` index and counting its keys. */
-const open = (kind: "heap" | "shared"): Promise<number> =>
+const open = (kind: "heap" | "shared"): Promise<Timing> =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const cpu = process.cpuUsage()
     const start = performance.now()
     const store = yield* KeyValueStore.makeLog({ path: logPath, fsync: "never", index: kind, compaction: { auto: false } })
     const size = yield* store.size
     const millis = performance.now() - start
+    const used = process.cpuUsage(cpu)
     if (size !== records) throw new Error(`${kind}: ${size} keys after replay, expected ${records}`)
     if (kind === "shared") sharedBytes = sharedIndexOf(store)!.sharedBytes
-    return millis
+    return { millis, user: used.user / 1000, system: used.system / 1000 }
   })))
 
 /**
@@ -143,14 +169,13 @@ const open = (kind: "heap" | "shared"): Promise<number> =>
  * index holds: every index pays it once per page it fills, and where a page
  * fault is dear (~20 µs in this VM) it bounds replay whatever the index does.
  */
-const touchFresh = (bytes: number): number => {
-  const start = performance.now()
+const touchFresh = (bytes: number): void => {
   const memory = new Uint8Array(new SharedArrayBuffer(bytes))
   for (let at = 0; at < bytes; at += 4096) memory[at] = 1
-  return performance.now() - start
 }
 
-const report = (what: string, millis: ReadonlyArray<number>) => {
+const report = (what: string, timings: ReadonlyArray<Timing>) => {
+  const millis = timings.map((timing) => timing.millis)
   const best = median(millis)
   console.log(JSON.stringify({
     what,
@@ -160,20 +185,22 @@ const report = (what: string, millis: ReadonlyArray<number>) => {
     reps,
     recordsPerSecond: Math.round((records * 1000) / best),
     millis: Number(best.toFixed(1)),
+    userMillis: Math.round(median(timings.map((timing) => timing.user))),
+    systemMillis: Math.round(median(timings.map((timing) => timing.system))),
     rounds: millis.map((m) => Math.round((records * 1000) / m))
   }))
 }
 
-const scans: Array<number> = []
-for (let rep = 0; rep < reps; rep++) scans.push(scanOnly())
+const scans: Array<Timing> = []
+for (let rep = 0; rep < reps; rep++) scans.push(await timed(scanOnly))
 report("scan (no index)", scans)
 for (const kind of kinds) {
-  const opens: Array<number> = []
+  const opens: Array<Timing> = []
   for (let rep = 0; rep < reps; rep++) opens.push(await open(kind))
   report(`open, ${kind} index`, opens)
 }
 if (sharedBytes > 0) {
-  const touches: Array<number> = []
-  for (let rep = 0; rep < reps; rep++) touches.push(touchFresh(sharedBytes))
+  const touches: Array<Timing> = []
+  for (let rep = 0; rep < reps; rep++) touches.push(await timed(() => touchFresh(sharedBytes)))
   report(`first touch of the shared index's ${(sharedBytes / 1e6).toFixed(0)} MB (no replay)`, touches)
 }
