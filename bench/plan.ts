@@ -154,6 +154,7 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
     }
   }
   if (options.suites.has("expiry")) {
+    const reps = options.reps ?? 3
     for (const subject of catalog.expiry.filter(wanted("expiry"))) {
       jobs.push({
         suite: "expiry",
@@ -161,7 +162,7 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
         size: options.expiryKeys,
         values: "short",
         // Each pass: the fill, ~2 s of deadlines, and up to 10 s of grace.
-        timeoutSeconds: options.timeoutSeconds ?? 60 * (options.reps ?? 3),
+        timeoutSeconds: options.timeoutSeconds ?? 60 * reps,
         job: (workDir) => ({
           suite: "expiry",
           subject: subject.id,
@@ -169,7 +170,7 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
           keys: options.expiryKeys,
           ttlMinMillis: 1,
           ttlMaxMillis: 2_000,
-          reps: options.reps ?? 3
+          reps
         })
       })
     }

@@ -849,14 +849,14 @@ export const checkStoreHistories = async (
   let runtime: ManagedRuntime.ManagedRuntime<KeyValueStore.KeyValueStore, unknown> | undefined
   let runsOnRuntime = 0
   const stuckAfterMillis = options.stuckAfterMillis ?? 60_000
-  let stuck: { readonly program: unknown; readonly seed: number; readonly every: number } | undefined
+  let stuck = false
   try {
     await runProperty(
       fc.asyncProperty(storeProgramArbitrary(shape), fc.integer(), preemption, async (program, seed, every) => {
         // Once a history is stuck, the store that ran it is abandoned (its
         // fibers may never finish) and the runs fast-check makes to shrink
         // pass at once: the stuck history itself is the report.
-        if (stuck !== undefined) return
+        if (stuck) return
         if (runtime === undefined || runsOnRuntime === batch) {
           await runtime?.dispose()
           runtime = ManagedRuntime.make(withScheduler(makeLayer()))
@@ -883,7 +883,7 @@ export const checkStoreHistories = async (
           })
         ]).finally(() => clearTimeout(timer))
         if (run === undefined) {
-          stuck = { program, seed, every }
+          stuck = true
           runtime = undefined
           throw new Error(
             `a history did not finish within ${stuckAfterMillis} ms (preemption every ${every} steps, scheduler seed ${seed}): ` +
@@ -905,7 +905,7 @@ export const checkStoreHistories = async (
     )
   } finally {
     // A stuck store may never finish closing: it was abandoned above.
-    if (stuck === undefined) await runtime?.dispose()
+    if (!stuck) await runtime?.dispose()
   }
   totals.millis = Math.round(performance.now() - started)
   const cpu = process.cpuUsage(cpuStarted)
