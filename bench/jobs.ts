@@ -329,19 +329,21 @@ export interface TailsResult extends TailsWindow {
 
 /**
  * One store with the shared index holding `keys` keys (`key${i}` →
- * `value${i}`): a fill in key order, then every key read back once in a
- * random order. One repetition: at 100M keys a second fill would double a
- * suite that already takes minutes, and the figures are per-operation means
- * over 100M operations.
+ * `value${i}`): a fill in key order, then `reads` keys read back in a random
+ * order (a sample, with repeats), each value checked. One repetition: at 100M
+ * keys a second fill would double a suite that already takes minutes, and the
+ * figures are per-operation means over millions of operations.
  */
 export interface ScaleJob extends JobBase {
   readonly suite: "scale"
   readonly keys: number
+  readonly reads: number
 }
 
 export interface ScaleResult {
   readonly suite: "scale"
   readonly keys: number
+  readonly reads: number
   readonly putMicros: number
   readonly getMicros: number
   /** Growth of V8's heap and off-heap memory over the fill, plus the index's own `SharedArrayBuffer`s, ÷ N. */

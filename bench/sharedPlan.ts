@@ -27,9 +27,9 @@ export const planSharedJobs = (options: BenchOptions, catalog: SubjectCatalog): 
       subject: sharedSubjectId,
       size: keys,
       values: "short",
-      // Start-up, then ~2.5 µs a put and ~3 µs a checked get on this machine, with room for a busier one.
-      timeoutSeconds: options.timeoutSeconds ?? Math.round(120 + (keys * 8) / 1e6),
-      job: (workDir): ScaleJob => ({ suite: "scale", subject: sharedSubjectId, workDir, keys })
+      // Start-up, then 2.5–4 µs a put and a few µs a checked get on this machine, with room for a busier one.
+      timeoutSeconds: options.timeoutSeconds ?? Math.round(120 + (keys * 8 + options.scaleReads * 10) / 1e6),
+      job: (workDir): ScaleJob => ({ suite: "scale", subject: sharedSubjectId, workDir, keys, reads: options.scaleReads })
     })
   }
   if (options.suites.has("readers") && runsSubject(options, "readers", sharedSubjectId)) {

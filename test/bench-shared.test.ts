@@ -41,7 +41,13 @@ describe("the shared index's suites in the plan", () => {
     const [scale, ...moreScale] = jobsOf([], "scale")
     assert.deepStrictEqual(moreScale, [])
     assert.strictEqual(scale!.skip, undefined)
-    assert.deepStrictEqual(scale!.job("/w", "/s"), { suite: "scale", subject: "kvlog-memory-shared", workDir: "/w", keys: 100_000_000 })
+    assert.deepStrictEqual(scale!.job("/w", "/s"), {
+      suite: "scale",
+      subject: "kvlog-memory-shared",
+      workDir: "/w",
+      keys: 100_000_000,
+      reads: 10_000_000
+    })
     // A fill and a read-back of 100M keys at a few µs each: the time limit leaves room for both.
     assert.isAtLeast(scale!.timeoutSeconds, 600)
     const [readers] = jobsOf([], "readers")
@@ -65,7 +71,7 @@ describe("the shared index's suites in the plan", () => {
 
   it("--scale-keys sizes the scale suite (past the 16M of --sizes), and the run no longer stands for the project", () => {
     const small = options(["--suites", "scale", "--scale-keys", "2M"])
-    assert.strictEqual(small.scaleKeys, 2_000_000)
+    assert.deepStrictEqual([small.scaleKeys, small.scaleReads], [2_000_000, 2_000_000])
     assert.deepStrictEqual(jobsOf(["--scale-keys", "200M"], "scale").map((job) => job.size), [200_000_000])
     assert.strictEqual(options(["--scale-keys", "100M"]).out, undefined)
     assert.throws(() => options(["--scale-keys", "1G"]), /--scale-keys/)
@@ -141,10 +147,10 @@ describe("the shared index's targets", () => {
 
   it("scale is yes once 100M keys were put and read back, no if the job died there, not measured when left out", () => {
     const scaleCell = (outcome: CellOutcome): Cell => ({ suite: "scale", subject: "kvlog-memory-shared", size: 100_000_000, values: "short", outcome })
-    const result: Partial<ScaleResult> = { suite: "scale", keys: 100_000_000, putMicros: 2.5, getMicros: 3, totalBytesPerKey: 48, peakRssBytes: 6e9 }
+    const result: Partial<ScaleResult> = { suite: "scale", keys: 100_000_000, reads: 10_000_000, putMicros: 2.5, getMicros: 3, totalBytesPerKey: 48, peakRssBytes: 6e9 }
     const done = targetsOf([], [scaleCell(ok(result))])[1]!
     assert.strictEqual(done.reached, true)
-    assert.include(done.figures, "100M: put 2.50 µs, get 3.00 µs, 48 B/key")
+    assert.include(done.figures, "100M: put 2.50 µs, get 3.00 µs (10M random reads, each checked), 48 B/key")
     assert.strictEqual(targetsOf([], [scaleCell({ _tag: "OutOfMemory", seconds: 9, detail: "heap" })])[1]!.reached, false)
     assert.strictEqual(targetsOf(["--quick"], [scaleCell({ _tag: "Skipped", reason: quickScaleSkip })])[1]!.reached, undefined)
     // A smaller store says nothing of 100M.

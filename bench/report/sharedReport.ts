@@ -77,7 +77,9 @@ const scaleTarget = (run: BenchRun): SharedTarget => {
       ? false
       : undefined,
     figures: result !== undefined
-      ? `${count(result.keys)}: put ${micros(result.putMicros)} µs, get ${micros(result.getMicros)} µs, ${
+      ? `${count(result.keys)}: put ${micros(result.putMicros)} µs, get ${micros(result.getMicros)} µs (${
+        count(result.reads)
+      } random reads, each checked), ${
         bytes(result.totalBytesPerKey)
       } B/key, peak RSS ${megabytes(result.peakRssBytes)}`
       : failed
@@ -241,8 +243,10 @@ export const sharedSection = (run: BenchRun): string => {
 
 From the original library's tables (same run, same method), and the shared index's own suite at ${
       count(run.options.scaleKeys)
-    } keys: one store filled in key order (keys made as they are put), then every key read back once in a random order,
-each value checked; one repetition, in a child process of its own.
+    } keys: one store filled in key order (keys made as they are put), then ${
+      count(run.options.scaleReads)
+    } random keys read back, each value checked, and its size
+checked; one repetition, in a child process of its own.
 
 - **shared B/key**: the store's own growth, its \`SharedArrayBuffer\`s counted (which \`process.memoryUsage()\` leaves
   out). Its arena holds every key and value as bytes and it keeps no reference to the caller's strings, so this counts
