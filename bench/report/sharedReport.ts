@@ -189,7 +189,8 @@ export const sharedSection = (run: BenchRun): string => {
   const scaleCell = findCell(run, "scale", sharedSubjectId, run.options.scaleKeys)
   if (scaleCell !== undefined) {
     const scale = resultOf(scaleCell, "scale")
-    const noMap = `a Map holds at most ${grouped(mapEntryLimit)} entries`
+    // Only past V8's limit is the Map's absence a fact about the Map.
+    const noMap = run.options.scaleKeys > mapEntryLimit ? `a Map holds at most ${grouped(mapEntryLimit)} entries` : "not measured"
     storeRows.push(
       scale === undefined
         ? [count(run.options.scaleKeys), missingText(scaleCell), "", "", "", noMap, "", "", "not measured", noMap]
