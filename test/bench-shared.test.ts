@@ -87,6 +87,8 @@ describe("the shared index's suites in the plan", () => {
     assert.deepStrictEqual(env("kvlog-log-shared-hugepages"), [hugePagesEnv, hugePagesEnv])
     assert.deepStrictEqual(env("kvlog-log-shared"), [undefined, undefined])
     assert.deepStrictEqual(hugePagesEnv, { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" })
+    // --quick's 250k records say nothing of the 10M-record bound it exists for.
+    assert.deepStrictEqual(jobsOf(["--quick"], "replay").map((job) => job.subject), ["kvlog-log", "kvlog-log-shared"])
   })
 
   it("the huge-pages row refuses to measure in a process started without them", async () => {
