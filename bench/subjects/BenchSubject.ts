@@ -114,6 +114,8 @@ export interface ReplaySubject extends SubjectIdentity {
    * with the count it saw and a way to close the store (not timed).
    */
   readonly openAndScan: (workDir: string) => Promise<ScannedStore>
+  /** Environment the job's child process must start with (the runner sets it; the subject checks it). */
+  readonly childEnv?: Readonly<Record<string, string>>
 }
 
 /** The raw samples of one compaction under load; `performance.now()` milliseconds throughout. */

@@ -26,7 +26,8 @@ import {
   kvlogLogLayer,
   kvlogLogSubject,
   kvlogReplay,
-  kvlogReplayShared
+  kvlogReplayShared,
+  kvlogReplaySharedHugePages
 } from "./kvlogLog.ts"
 import { kvlogPromiseMemory, loadKvlogPromise } from "./kvlogPromise.ts"
 import { rawAppend } from "./rawAppend.ts"
@@ -134,7 +135,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
     ],
     replay: [
       ...(kvlog !== undefined && layerLog !== undefined
-        ? [kvlogReplay(kvlog, layerLog), kvlogReplayShared(kvlog, layerLog)]
+        ? [kvlogReplay(kvlog, layerLog), kvlogReplayShared(kvlog, layerLog), kvlogReplaySharedHugePages(kvlog, layerLog)]
         : []),
       lmdbReplay,
       classicLevelReplay
@@ -157,6 +158,7 @@ export const knownSubjectIds: ReadonlyArray<string> = [
   "kvlog-log-always",
   "kvlog-log",
   "kvlog-log-shared",
+  "kvlog-log-shared-hugepages",
   "map",
   "lru-cache",
   "lru-cache-ttl",
