@@ -12,6 +12,10 @@
  *   workers, stamped by one logical clock in shared memory, are linearizable,
  *   while the owner's churn on other keys squeezes, grows and compacts the
  *   index under the readers.
+ * - One owner write put between two of a reader's loads, in one thread: the
+ *   reader's closing sequence check makes it retry, where answering would
+ *   give what the index never held (the worker tests, racing real threads,
+ *   pass with that check removed).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -21,6 +25,8 @@ import * as Clock from "effect/Clock"
 import { TestClock } from "effect/testing"
 import { Worker } from "node:worker_threads"
 import * as KeyValueStore from "../src/KeyValueStore.ts"
+import { SharedIndex } from "../src/internal/index/shared/SharedIndex.ts"
+import { SharedIndexReader } from "../src/internal/index/shared/SharedIndexReader.ts"
 import { assertLinearizable, type Entry, type StoreOperation } from "../src/testing/Linearizability.ts"
 import { makeStalledClock } from "./support/RuntimeCounters.ts"
 import { assertKeyNotFound } from "./support/StoreAssertions.ts"
@@ -207,4 +213,120 @@ describe("readers in worker threads", () => {
       assert.isAbove(reads, 2_000)
       assertLinearizable(history)
     }), 120_000)
+})
+
+/**
+ * The closing check of the seqlock, one interleaving at a time. The worker
+ * tests above race real threads and may never put an owner write between two
+ * of a reader's loads; here a reader in this thread has its view of the dense
+ * array replaced by a proxy that runs one owner write just before a chosen
+ * load, and that load then returns what memory holds after the write — what
+ * a plain load racing a write in another thread can see. Each write squeezes
+ * the dense array (entries renumbered in place, no buffer replaced, so the
+ * layout epoch does not move and only the sequence tells), which turns the
+ * loads made before it and those made after it into an answer no instant
+ * ever held. Skipping the reader's closing `Atomics.load` (taking every read
+ * as settled) fails each test below; so does a removal that does not bump
+ * the sequence.
+ */
+describe("the reader's closing sequence check, with one owner write put between two of its loads", () => {
+  /** Squeezes as soon as two holes are half the dense array. */
+  const squeezing = () => new SharedIndex({ minHolesToSqueeze: 2 })
+
+  /**
+   * A reader of `index` in this thread, attached as `shareWithWorker` does,
+   * so that the owner's writes run the seqlock; `interleave(n, write)` runs
+   * `write` in the owner just before the reader's `n`-th load from its dense
+   * array (counted from 1), once. Loads are counted through the reader's
+   * private `entries` view: if that field is renamed, `fired` stays false
+   * and the tests say so.
+   */
+  const readerOf = (index: SharedIndex) => {
+    const { layout, port } = index.attachReader()
+    const reader = new SharedIndexReader(layout, port)
+    const view = reader as unknown as { entries: Uint32Array }
+    const state = { fired: false }
+    const interleave = (n: number, write: () => void) => {
+      // A read first, so that the reader adopts the buffers published since
+      // it attached (a new segment moves the epoch): adopting replaces the
+      // view, and would drop the proxy. With no write inside it, it is not
+      // retried.
+      reader.liveEntries(0, false)
+      assert.strictEqual(reader.retried, 0)
+      let loads = 0
+      view.entries = new Proxy(view.entries, {
+        get(target, property) {
+          if (typeof property === "string" && /^\d+$/.test(property) && ++loads === n && !state.fired) {
+            state.fired = true
+            write()
+          }
+          return Reflect.get(target, property)
+        }
+      })
+    }
+    return { reader, port, state, interleave }
+  }
+
+  it("lookup: a squeeze between reading the key's slot and reading its entry is retried, never answered 'absent'", () => {
+    const index = squeezing()
+    const { interleave, port, reader, state } = readerOf(index)
+    try {
+      for (const key of ["a", "k", "c", "d"]) index.set(key, `${key}-value`, Infinity)
+      // One hole at entry 0; `k` is entry 1, `c` entry 2.
+      index.removeLive("a", 0)
+      // The reader loads `k`'s slot (entry 1), then the owner removes `d`: two
+      // holes in four entries, so the dense array is squeezed to [k, c] and
+      // the slots renumbered. The reader's load of entry 1 now finds `c`,
+      // whose key is not `k`, and its probe ends at an empty slot: "absent",
+      // although `k` was present before the write and after it.
+      interleave(1, () => index.removeLive("d", 0))
+      assert.strictEqual(reader.lookup("k", 0), "k-value")
+      assert.isTrue(state.fired, "the owner's write ran inside the read")
+      assert.isAbove(reader.retried, 0, "the read that overlapped the write was retried")
+      assert.strictEqual(index.activity.squeezes, 1, "the write squeezed the dense array")
+    } finally {
+      port.close()
+    }
+  })
+
+  it("deadlineOf: the same torn probe is retried, and the key's deadline answered", () => {
+    const index = squeezing()
+    const { interleave, port, reader, state } = readerOf(index)
+    try {
+      index.set("a", "a-value", Infinity)
+      index.set("k", "k-value", 500)
+      index.set("c", "c-value", Infinity)
+      index.set("d", "d-value", Infinity)
+      index.removeLive("a", 0)
+      interleave(1, () => index.removeLive("d", 0))
+      assert.strictEqual(reader.deadlineOf("k", 0), 500)
+      assert.isTrue(state.fired, "the owner's write ran inside the read")
+      assert.isAbove(reader.retried, 0, "the read that overlapped the write was retried")
+      assert.strictEqual(index.activity.squeezes, 1, "the write squeezed the dense array")
+    } finally {
+      port.close()
+    }
+  })
+
+  it("liveEntries: a squeeze in the middle of the walk is retried, never a mix of before and after", () => {
+    const index = squeezing()
+    const { interleave, port, reader, state } = readerOf(index)
+    try {
+      for (const key of ["a", "b", "c", "d"]) index.set(key, `${key}-value`, Infinity)
+      index.removeLive("b", 0)
+      // Before: [a, hole, c, d]. The walk loads entry 0 (`a`), then the owner
+      // removes `a` and squeezes to [c, d]: the walk's next load, entry 1,
+      // finds `d`, and the rest are holes. Without the check it answers
+      // [a, d], which the index never held (before: [a, c, d]; after: [c, d]).
+      interleave(2, () => index.removeLive("a", 0))
+      const walk = reader.liveEntries(0, true)
+      assert.deepStrictEqual(walk.keys, ["c", "d"])
+      assert.deepStrictEqual(walk.values, ["c-value", "d-value"])
+      assert.isTrue(state.fired, "the owner's write ran inside the walk")
+      assert.isAbove(reader.retried, 0, "the walk that overlapped the write was retried")
+      assert.strictEqual(index.activity.squeezes, 1, "the write squeezed the dense array")
+    } finally {
+      port.close()
+    }
+  })
 })
