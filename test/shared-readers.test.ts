@@ -27,6 +27,7 @@ import { Worker } from "node:worker_threads"
 import * as KeyValueStore from "../src/KeyValueStore.ts"
 import { SharedIndex } from "../src/internal/index/shared/SharedIndex.ts"
 import { SharedIndexReader } from "../src/internal/index/shared/SharedIndexReader.ts"
+import { controlEpoch } from "../src/internal/index/shared/SharedLayout.ts"
 import { assertLinearizable, type Entry, type StoreOperation } from "../src/testing/Linearizability.ts"
 import { makeStalledClock } from "./support/RuntimeCounters.ts"
 import { assertKeyNotFound } from "./support/StoreAssertions.ts"
@@ -325,6 +326,34 @@ describe("the reader's closing sequence check, with one owner write put between 
       assert.isTrue(state.fired, "the owner's write ran inside the walk")
       assert.isAbove(reader.retried, 0, "the walk that overlapped the write was retried")
       assert.strictEqual(index.activity.squeezes, 1, "the write squeezed the dense array")
+    } finally {
+      port.close()
+    }
+  })
+
+  it("a reader that does not read still takes each replaced buffer as it is posted, so its port's queue holds none of them", async () => {
+    // Small segments and a small table: a few hundred puts add segments and
+    // double the table, and each replaced buffer is posted to the reader.
+    const index = new SharedIndex({ firstSegmentBytes: 64 })
+    const { layout, port } = index.attachReader()
+    const reader = new SharedIndexReader(layout, port)
+    const control = new Int32Array(layout.control)
+    try {
+      const first = reader.adoptedEpoch
+      for (let i = 0; i < 500; i++) index.set(`key${i}`, `value${i}`, Infinity)
+      const posted = Atomics.load(control, controlEpoch) - first
+      assert.isAtLeast(posted, 5, "the puts replaced buffers")
+      // Listening after the reader, this sees each message after the reader's
+      // own listener did: when it has seen them all, so has the reader.
+      await new Promise<void>((resolve) => {
+        let seen = 0
+        port.on("message", () => {
+          if (++seen === posted) resolve()
+        })
+      })
+      assert.strictEqual(reader.adoptedEpoch, first + posted, "the idle reader took every posted layout")
+      assert.strictEqual(reader.lookup("key499", 0), "value499")
+      assert.strictEqual(reader.retried, 0)
     } finally {
       port.close()
     }

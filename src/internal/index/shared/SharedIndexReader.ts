@@ -67,6 +67,18 @@ export class SharedIndexReader {
     this.k1 = this.control[controlSeed1]
     this.epoch = -1
     this.adopt(layout)
+    // A reader takes posted layouts when it reads. One that stops reading
+    // would keep every buffer posted since (dropped segments, outgrown tables)
+    // alive in its port's queue, for as long as it idles: so it also takes
+    // them as they arrive, whenever its thread's event loop runs. The listener
+    // must not keep the thread alive.
+    port.on("message", (layout: SharedLayout) => this.adopt(layout))
+    port.unref()
+  }
+
+  /** The layout epoch this reader has taken (the owner's moves on with each replaced buffer). */
+  get adoptedEpoch(): number {
+    return this.epoch
   }
 
   /** Reads retried because a write overlapped them (or a buffer was replaced). */
