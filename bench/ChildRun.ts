@@ -20,6 +20,8 @@ export type ChildOutcome =
 export interface ChildRunOptions {
   readonly timeoutSeconds: number
   readonly maxOldSpaceMb: number
+  /** Variables the child starts with besides the runner's own (some, like `GLIBC_TUNABLES`, count only at start-up). */
+  readonly env?: Readonly<Record<string, string>> | undefined
   /** Called with each line the child prints on stderr. */
   readonly onProgress: (line: string) => void
 }
@@ -59,7 +61,7 @@ export const runChild = (job: Job, options: ChildRunOptions): Promise<ChildOutco
       process.execPath,
       ["--expose-gc", `--max-old-space-size=${options.maxOldSpaceMb}`, childEntry, JSON.stringify(job)],
       // Its own process group, so a timeout can kill whatever it started too.
-      { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_COMPILE_CACHE: compileCache } }
+      { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_COMPILE_CACHE: compileCache, ...options.env } }
     )
     if (child.pid !== undefined) running = { pid: child.pid }
     let stdout = ""

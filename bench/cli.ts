@@ -76,6 +76,22 @@ export interface BenchOptions {
   readonly resultsRoot: string
   /** Key counts of the per-operation table: `--sizes` if given, else 100k, 1M and 10M (`--quick`: 100k and 1M). */
   readonly perOpSizes: ReadonlyArray<number>
+  /**
+   * Keys of the shared index's scale suite: 100M (`--scale-keys` to try
+   * another count); `--quick` leaves the suite out, as it takes minutes.
+   */
+  readonly scaleKeys: number
+  /**
+   * Random reads of the scale suite, each checked (at most its keys): reading
+   * all 100M back took over 6 minutes beside a 7-minute fill on this shared
+   * machine, past the suite's 10-minute budget, and 10M reads give the µs
+   * per get as well.
+   */
+  readonly scaleReads: number
+  /** Keys in the store the worker threads read, reads per thread per round, and rounds of each thread count. */
+  readonly readersKeys: number
+  readonly readersReads: number
+  readonly readersRounds: number
 }
 
 /** Parses `100k`, `1M`, `2.5m`, `500000`. */
@@ -87,6 +103,9 @@ export const parseCount = (text: string): number => {
   if (count < 1 || count > 16_000_000) throw new Error(`count out of range (1 … 16M): "${text}"`)
   return count
 }
+
+/** The shared index's scale target: 100M keys in one store. */
+export const scaleTargetKeys = 100_000_000
 
 const list = (text: string): Array<string> => text.split(",").map((item) => item.trim()).filter((item) => item !== "")
 
@@ -104,6 +123,7 @@ const defaultResultsRoot = path.join(path.dirname(fileURLToPath(import.meta.url)
  */
 const quickSeedSubjects = [
   "kvlog-memory",
+  "kvlog-memory-shared",
   "kvlog-promise",
   "kvlog-log-buffered",
   "map",
@@ -131,6 +151,13 @@ const quickTtlSubjects = ["kvlog-memory", "ttlcache", "map-settimeout"]
 /** The durable subjects `--quick` keeps: the fastest raw loop stands for the physical limit. */
 const quickDurableSubjects = ["kvlog-log-always", "lmdb", "classic-level", "redis", "kvlog-redis", "raw-fdatasync-prealloc"]
 
+/**
+ * The replay subjects `--quick` keeps: all but the huge-pages row, which
+ * exists for the 10M-record target (page faults on fresh memory bound replay
+ * there) and would only add a child and a log to write at 250k.
+ */
+const quickReplaySubjects = ["kvlog-log", "kvlog-log-shared", "lmdb", "classic-level"]
+
 /** Whether a run measures `subject` in `suite`: those `--subjects` names, otherwise those `--quick` keeps (or all). */
 export const runsSubject = (options: BenchOptions, suite: SuiteName, subject: string): boolean =>
   options.subjects !== undefined
@@ -153,6 +180,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
       "heap-mb": { type: "string" },
       out: { type: "string" },
       results: { type: "string" },
+      "scale-keys": { type: "string" },
       help: { type: "boolean", short: "h", default: false }
     }
   })
@@ -166,6 +194,13 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     if (!knownSubjectIds.includes(id) && !perfSubjectIds.includes(id)) {
       throw new Error(`unknown subject "${id}"; known: ${[...knownSubjectIds, ...perfSubjectIds].join(", ")}`)
     }
+  }
+  let scaleKeys = scaleTargetKeys
+  if (values["scale-keys"] !== undefined) {
+    // Past the 16M of `parseCount`: this suite exists to go where a Map cannot.
+    const match = /^(\d+)([kKmM]?)$/.exec(values["scale-keys"].trim())
+    scaleKeys = match === null ? Number.NaN : Number(match[1]) * (match[2] === "" ? 1 : /k/i.test(match[2]!) ? 1e3 : 1e6)
+    if (!(scaleKeys >= 1 && scaleKeys <= 400_000_000)) throw new Error(`--scale-keys must be a count from 1 to 400M: "${values["scale-keys"]}"`)
   }
   const suites = new Set(values.suites === undefined ? suiteNames : list(values.suites)) as Set<SuiteName>
   for (const suite of suites) {
@@ -183,7 +218,7 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
   if (values.results !== undefined && values.results.trim() === "") throw new Error(`--results must name a directory`)
   // Only a run of every suite, subject and size with the default repetitions stands for the project.
   const complete = !quick && values.sizes === undefined && subjects === undefined && values.suites === undefined &&
-    values.reps === undefined
+    values.reps === undefined && values["scale-keys"] === undefined
   const alwaysFillMaxKeys = quick ? 100_000 : 1_000_000
   const seedSizeCaps = new Map<string, SizeCap>([
     ["kvlog-log-always", { maxKeys: alwaysFillMaxKeys, reason: `durable fill capped at ${formatCount(alwaysFillMaxKeys)}` }],
@@ -204,7 +239,12 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     seedSizeCaps,
     subjects,
     suiteSubjects: quick
-      ? { tables: new Set(quickSeedSubjects), ttl: new Set(quickTtlSubjects), durable: new Set(quickDurableSubjects) }
+      ? {
+        tables: new Set(quickSeedSubjects),
+        ttl: new Set(quickTtlSubjects),
+        durable: new Set(quickDurableSubjects),
+        replay: new Set(quickReplaySubjects)
+      }
       : {},
     suites,
     reps,
@@ -226,7 +266,12 @@ export const parseOptions = (argv: ReadonlyArray<string>): BenchOptions | "help"
     resultsRoot: values.results ?? defaultResultsRoot,
     perOpSizes: values.sizes === undefined
       ? quick ? [100_000, 1_000_000] : [100_000, 1_000_000, 10_000_000]
-      : [...new Set(sizes)].sort((a, b) => a - b)
+      : [...new Set(sizes)].sort((a, b) => a - b),
+    scaleKeys,
+    scaleReads: Math.min(scaleKeys, 10_000_000),
+    readersKeys: 1_000_000,
+    readersReads: quick ? 200_000 : 1_000_000,
+    readersRounds: quick ? 3 : 7
   }
 }
 
@@ -247,7 +292,9 @@ const suiteTitles: Record<SuiteName, string> = {
   compaction: "compaction",
   expiry: "expiry-accuracy",
   perop: "per-operation",
-  tails: "buffered-tail"
+  tails: "buffered-tail",
+  scale: "shared-index scale",
+  readers: "worker-thread reads"
 }
 const seconds = (millis: number) => `${millis / 1000} s`
 
@@ -266,7 +313,8 @@ export const quickPlan: ReadonlyArray<string> = [
   `(full run: every subject, ${formatCount(fullOptions.ttlKeys)})`,
   `durable writes: ${ids(quickDurableSubjects)}, 3 windows of ${seconds(quickOptions.durableWindowMillis)} per writer count ` +
   `(full run: every subject, windows of ${seconds(fullOptions.durableWindowMillis)})`,
-  `replay: ${counts(quickOptions.replayRecords)} records (full run: ${counts(fullOptions.replayRecords)})`,
+  `replay: ${ids(quickReplaySubjects)}, ${counts(quickOptions.replayRecords)} records (full run: every subject, the ` +
+  `shared index also with huge pages, ${counts(fullOptions.replayRecords)})`,
   `compaction: a ${formatCount(quickOptions.compactionKeys)}-key log, ${quickOptions.compactionReps} repetition per policy, ` +
   `baseline ${seconds(quickOptions.compactionBeforeMillis)}, given up after ${seconds(quickOptions.compactionGiveUpMillis)} ` +
   `(full run: ${formatCount(fullOptions.compactionKeys)} keys, ${fullOptions.compactionReps} repetitions, ` +
@@ -274,6 +322,10 @@ export const quickPlan: ReadonlyArray<string> = [
   `expiry accuracy: ${formatCount(quickOptions.expiryKeys)} keys, 3 passes (full run: ${formatCount(fullOptions.expiryKeys)})`,
   `per operation: kvlog, Effect's store, Map and the \`yield*\` floor at ${counts(quickOptions.perOpSizes)} keys ` +
   `(full run: ${counts(fullOptions.perOpSizes)}); buffered tails: windows of 0.5 s (full run: 2 s)`,
+  `the shared index: reads from 1 and 2 worker threads over ${formatCount(quickOptions.readersKeys)} keys, ` +
+  `${quickOptions.readersRounds} rounds of ${formatCount(quickOptions.readersReads)} reads per thread (full run: ` +
+  `${fullOptions.readersRounds} rounds of ${formatCount(fullOptions.readersReads)}); the ${formatCount(fullOptions.scaleKeys)}-key ` +
+  `store is left out (full run: one fill and read-back, several minutes)`,
   `the ${ids([...quickOptions.inProcessSuites].map((suite) => suiteTitles[suite]))} jobs run inside the runner's process (they measure no memory, and a ` +
   `child's start-up would cost more than they do); every other job runs in a child of its own, as in the full run`
 ]
@@ -304,6 +356,7 @@ Usage: npm run bench -- [options]
   --reps N            repetitions per measurement (at least 3; default 5 up to 1M keys, 3 above;
                       --quick: 3, and 1 for the compaction suite)
   --timeout SECONDS   time limit of one job (default: scaled to the job)
+  --scale-keys COUNT  keys of the shared index's scale suite (default 100M; up to 400M)
   --heap-mb MB        --max-old-space-size of each child process (default 12288)
   --out FILE.md       also rewrite this report, with bench-read.svg and bench-write.svg beside it
                       (default: ${docsReport} after a full run, none otherwise)
@@ -313,7 +366,7 @@ Usage: npm run bench -- [options]
 Every run writes its report, charts and raw results (results.json) to a folder of its own,
 bench/results/<start time>/, prints the original library's two tables on stdout beside the
 published figures, and ends with the folder's path. Progress goes to stderr. Only the full run
-(npm run bench, no --quick, --sizes, --subjects, --suites or --reps) rewrites ${docsReport},
+(npm run bench, no --quick, --sizes, --subjects, --suites, --reps or --scale-keys) rewrites ${docsReport},
 its two charts, and the figures in README.md (between its two bench markers).
 
 --quick measures:

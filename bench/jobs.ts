@@ -15,8 +15,13 @@ export type PerfSuiteName = "perop" | "tails"
 
 export const perfSuiteNames: ReadonlyArray<PerfSuiteName> = ["perop", "tails"]
 
+/** The suites of the shared index alone (bench/suites/sharedScale.ts, sharedReaders.ts): 100M keys, and reads from worker threads. */
+export type SharedSuiteName = "scale" | "readers"
+
+export const sharedSuiteNames: ReadonlyArray<SharedSuiteName> = ["scale", "readers"]
+
 /** The measurements the runner can make, one table (or group of tables) each. */
-export type SuiteName = "tables" | "ttl" | "durable" | "replay" | "compaction" | "expiry" | PerfSuiteName
+export type SuiteName = "tables" | "ttl" | "durable" | "replay" | "compaction" | "expiry" | PerfSuiteName | SharedSuiteName
 
 export const suiteNames: ReadonlyArray<SuiteName> = [
   "tables",
@@ -25,7 +30,8 @@ export const suiteNames: ReadonlyArray<SuiteName> = [
   "replay",
   "compaction",
   "expiry",
-  ...perfSuiteNames
+  ...perfSuiteNames,
+  ...sharedSuiteNames
 ]
 
 /** Fields of every job. */
@@ -103,7 +109,17 @@ export interface ExpiryJob extends JobBase {
   readonly reps?: number
 }
 
-export type Job = SeedJob | TtlJob | DurableJob | ReplayJob | CompactionJob | ExpiryJob | PerOpJob | TailsJob
+export type Job =
+  | SeedJob
+  | TtlJob
+  | DurableJob
+  | ReplayJob
+  | CompactionJob
+  | ExpiryJob
+  | PerOpJob
+  | TailsJob
+  | ScaleJob
+  | ReadersJob
 
 /** Medians over the repetitions of a seed-table job. */
 export interface SeedResult {
@@ -244,6 +260,8 @@ export type JobResult =
   | ExpiryResult
   | PerOpResult
   | TailsResult
+  | ScaleResult
+  | ReadersResult
 
 // =============================================================================
 // The per-operation and buffered-tail suites (bench/suites/perOp.ts, bufferedTails.ts)
@@ -303,4 +321,60 @@ export interface TailsResult extends TailsWindow {
   readonly writers: number
   readonly worstMaxMicros: number
   readonly windows: ReadonlyArray<TailsWindow>
+}
+
+// =============================================================================
+// The shared index's suites (bench/suites/sharedScale.ts, sharedReaders.ts)
+// =============================================================================
+
+/**
+ * One store with the shared index holding `keys` keys (`key${i}` →
+ * `value${i}`): a fill in key order, then `reads` keys read back in a random
+ * order (a sample, with repeats), each value checked. One repetition: at 100M
+ * keys a second fill would double a suite that already takes minutes, and the
+ * figures are per-operation means over millions of operations.
+ */
+export interface ScaleJob extends JobBase {
+  readonly suite: "scale"
+  readonly keys: number
+  readonly reads: number
+}
+
+export interface ScaleResult {
+  readonly suite: "scale"
+  readonly keys: number
+  readonly reads: number
+  readonly putMicros: number
+  readonly getMicros: number
+  /** Growth of V8's heap and off-heap memory over the fill, plus the index's own `SharedArrayBuffer`s, ÷ N. */
+  readonly totalBytesPerKey: number
+  /** The index's `SharedArrayBuffer`s alone ÷ N. */
+  readonly sharedBytesPerKey: number
+  readonly rssBytesPerKey: number
+  readonly peakRssBytes: number
+}
+
+/**
+ * A store with the shared index holding `keys` keys, read by one and then by
+ * two worker threads (`KeyValueStore.layerSharedReader`), each thread reading
+ * `reads` keys in one random order, all threads started together; `rounds`
+ * rounds of each count.
+ */
+export interface ReadersJob extends JobBase {
+  readonly suite: "readers"
+  readonly keys: number
+  readonly reads: number
+  readonly rounds: number
+}
+
+export interface ReadersResult {
+  readonly suite: "readers"
+  readonly keys: number
+  readonly reads: number
+  /** Median aggregate reads per second (all threads' reads ÷ the slowest thread's time), by thread count. */
+  readonly oneWorker: number
+  readonly twoWorkers: number
+  /** Every round, in the order run. */
+  readonly oneWorkerRounds: ReadonlyArray<number>
+  readonly twoWorkersRounds: ReadonlyArray<number>
 }

@@ -7,6 +7,7 @@ import { type BenchOptions, redisSeedSubjects, runsSubject } from "./cli.ts"
 import type { ValueShape } from "./dataset.ts"
 import type { Job, SuiteName } from "./jobs.ts"
 import { planPerfJobs } from "./perfPlan.ts"
+import { planSharedJobs } from "./sharedPlan.ts"
 import type { SubjectCatalog } from "./subjects/registry.ts"
 
 /** A job to run, with where its result goes in the tables. */
@@ -20,6 +21,8 @@ export interface PlannedJob {
   readonly timeoutSeconds: number
   /** Set when the plan itself rules the cell out: why. */
   readonly skip?: string
+  /** Environment the job's child process must start with; such a job never runs in the runner's process. */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** Default repetitions: 5 up to 1M keys, 3 above (always ≥ 3, so every figure is a median). */
@@ -110,6 +113,7 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
       const reps = options.reps ?? 3
       for (const subject of catalog.replay.filter(wanted("replay"))) {
         jobs.push({
+          ...(subject.childEnv === undefined ? {} : { env: subject.childEnv }),
           suite: "replay",
           subject: subject.id,
           size: records,
@@ -176,6 +180,7 @@ export const plan = (options: BenchOptions, catalog: SubjectCatalog): Array<Plan
     }
   }
   jobs.push(...planPerfJobs(options, catalog, (suite, id) => runsSubject(options, suite, id)))
+  jobs.push(...planSharedJobs(options, catalog))
   return jobs
 }
 

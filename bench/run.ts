@@ -142,7 +142,7 @@ const main = async (): Promise<void> => {
   const suiteSeconds: Partial<Record<SuiteName, number>> = {}
   try {
     for (const [index, planned] of jobs.entries()) {
-      const inProcess = options.inProcessSuites.has(planned.suite)
+      const inProcess = options.inProcessSuites.has(planned.suite) && planned.env === undefined
       const what = `${planned.suite} ${index + 1}/${jobs.length}: ${planned.subject}` +
         (planned.size > 0 ? `, ${formatCount(planned.size)}` : "") +
         (planned.suite === "tables" ? ` keys, ${planned.values === "short" ? "value${i}" : "100-byte values"}` : "")
@@ -171,7 +171,7 @@ const main = async (): Promise<void> => {
         const job = planned.job(workDir, sharedDir)
         const child: ChildOutcome = inProcess
           ? await runInProcess(job, runOptions)
-          : await runChild(job, { ...runOptions, maxOldSpaceMb: options.maxOldSpaceMb })
+          : await runChild(job, { ...runOptions, maxOldSpaceMb: options.maxOldSpaceMb, env: planned.env })
         clearInterval(heartbeat)
         fs.rmSync(workDir, { recursive: true, force: true })
         outcome = child

@@ -14,6 +14,7 @@ import { runExpiryJob } from "./suites/expiryAccuracy.ts"
 import { runPerOpJob } from "./suites/perOp.ts"
 import { runReplayJob } from "./suites/replay.ts"
 import { runSeedJob, runTtlJob } from "./suites/seedTables.ts"
+import { checkSharedSubject } from "./sharedPlan.ts"
 
 const find = <S extends SubjectIdentity>(subjects: ReadonlyArray<S>, job: Job): S => {
   const subject = subjects.find((candidate) => candidate.id === job.subject)
@@ -41,5 +42,12 @@ export const runJob = async (job: Job): Promise<JobResult> => {
       return runPerOpJob(job, perOpSubject(catalog, job))
     case "tails":
       return runTailsJob(job, await tailsSubject(job))
+    // Imported here, not above: they load src/ directly, and a catalog without kvlog must still run the other suites.
+    case "scale":
+      checkSharedSubject(job)
+      return (await import("./suites/sharedScale.ts")).runScaleJob(job)
+    case "readers":
+      checkSharedSubject(job)
+      return (await import("./suites/sharedReaders.ts")).runReadersJob(job)
   }
 }

@@ -25,6 +25,7 @@ import * as Errors from "./internal/errors.ts"
 import type { FileOps as LogFileOps, FileOpsOverrides } from "./internal/log/file/FileOps.ts"
 import * as internalLog from "./internal/log/openLog.ts"
 import * as internal from "./internal/store/makeStore.ts"
+import * as internalShared from "./internal/store/sharedReader.ts"
 import * as Limits from "./internal/Limits.ts"
 import * as Metrics from "./internal/observe/StoreMetrics.ts"
 import * as internalRedis from "./internal/redis/makeRedisStore.ts"
@@ -397,6 +398,19 @@ export interface MemoryOptions {
    * failure is logged as a warning.
    */
   readonly onReclaim?: ((key: string, deadline: number, reclaimedAt: number) => void) | undefined
+  /**
+   * Where the store keeps its entries. `"heap"`: as JavaScript strings and
+   * arrays on V8's heap. `"shared"`: as bytes in `SharedArrayBuffer`s, off
+   * the heap (about half the memory a key, no string made until a value is
+   * read, and worker threads can read the store in parallel); strings and
+   * byte arrays come back exactly as they went in either way. Default:
+   * `"heap"`, or `"shared"` when the environment variable `KVLOG_INDEX` is
+   * `shared`. Anything else is refused with `InvalidInput` (a defect for
+   * `make` and `layerMemoryWith`, which have no error channel).
+   *
+   * @since 0.3.0
+   */
+  readonly index?: "heap" | "shared" | undefined
 }
 
 // =============================================================================
@@ -533,6 +547,61 @@ export const layerLog = (options: LogOptions): Layer.Layer<KeyValueStore, LogOpe
  */
 export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<KeyValueStore> =>
   Layer.effect(KeyValueStore, internal.makeMemory(options))
+
+// =============================================================================
+// Readers in worker threads
+// =============================================================================
+
+/**
+ * What a worker thread needs to read a store opened in another thread with
+ * `index: "shared"`: pass it in `workerData` or a message, with `port` in the
+ * transfer list (`new Worker(file, { workerData: handle, transferList: [handle.port] })`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type SharedReaderHandle = internalShared.SharedReaderHandle
+
+/**
+ * Lets one worker thread read `store`, which must keep its entries in the
+ * shared index (`index: "shared"`); fails with `InvalidInput` otherwise.
+ * Call it once per worker. The worker's reads see the memory the store
+ * writes, without copying: each read sees the store as it was at one instant
+ * between two of its writes, and a key at or after its deadline is absent.
+ * Writers stay in the thread that opened the store. Worker and owner should
+ * both take time from the system clock (Effect's default `Clock`), so that
+ * deadlines mean the same instant to both.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const shareWithWorker = (store: KeyValueStoreService): Effect.Effect<SharedReaderHandle, InvalidInput> =>
+  internalShared.shareWithWorker(store)
+
+/**
+ * In a worker thread, a store that reads the store `handle` came from
+ * (`shareWithWorker`). Reads as that store reads, in parallel with it and
+ * with other workers; `put`, `delete`, `clear` and `compact` check their
+ * arguments as the store does, then fail with `StorageError` (`writeStatus`
+ * is `ReadOnly`); `changes` ends at once (subscribe in the owning thread).
+ * `size`, `keys` and `entries` walk every entry between two writes of the
+ * owner, retrying while writes overlap them. Closing the scope closes the
+ * handle's port, and the owner stops publishing to it.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyValueStoreService, never, Scope.Scope> =>
+  internalShared.makeSharedReader(handle)
+
+/**
+ * `makeSharedReader` as a layer, for a worker thread.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerSharedReader = (handle: SharedReaderHandle): Layer.Layer<KeyValueStore> =>
+  Layer.effect(KeyValueStore, internalShared.makeSharedReader(handle))
 
 // =============================================================================
 // Redis

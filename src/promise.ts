@@ -30,6 +30,7 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as KeyValueStore from "./KeyValueStore.ts"
+import { checkIndexOption } from "./internal/validate.ts"
 
 // =============================================================================
 // Models
@@ -378,6 +379,8 @@ const checkOpenOptions = (options: unknown, constructor: string): KeyValueStore.
       message: `${constructor} options must be an object, got ${options === null ? "null" : typeof options}`
     })
   }
+  const index = checkIndexOption((options as { readonly index?: unknown }).index)
+  if (index !== undefined) return index
   const clock: unknown = (options as { readonly clock?: unknown }).clock
   if (clock === undefined) return undefined
   if (

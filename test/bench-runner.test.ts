@@ -14,7 +14,7 @@ import { afterEach, beforeEach, vi } from "vitest"
 import type { BenchRun, Cell } from "../bench/BenchRun.ts"
 import { type BenchOptions, docsReport, parseOptions, runsSubject } from "../bench/cli.ts"
 import { runInProcess } from "../bench/InProcessRun.ts"
-import type { CompactionJob, ExpiryJob, ExpiryResult, JobResult, SeedResult } from "../bench/jobs.ts"
+import { type CompactionJob, type ExpiryJob, type ExpiryResult, type JobResult, resultPrefix, type SeedJob, type SeedResult } from "../bench/jobs.ts"
 import { plan, type PlannedJob } from "../bench/plan.ts"
 import { alignedTable } from "../bench/report/format.ts"
 import { renderRawResults } from "../bench/report/rawResults.ts"
@@ -533,6 +533,31 @@ describe("the runner", () => {
       assert.strictEqual(fs.readFileSync(path.join(root, docsReport), "utf8"), docsBefore)
     } finally {
       fs.rmSync(results, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("the memory column of the shared index", () => {
+  it("counts the index's SharedArrayBuffers, which process.memoryUsage() leaves out", () => {
+    const workDir = tempDir()
+    try {
+      const keys = 50_000
+      const job: SeedJob = { suite: "tables", subject: "kvlog-memory-shared", workDir, keys, values: "short", reps: 3, readSample: 1_000 }
+      const run = childProcess.spawnSync(process.execPath, ["--expose-gc", "bench/child.ts", JSON.stringify(job)], {
+        cwd: root,
+        encoding: "utf8",
+        timeout: 120_000
+      })
+      assert.strictEqual(run.status, 0, run.stderr)
+      const line = run.stdout.split("\n").find((text) => text.startsWith(resultPrefix))
+      const result = JSON.parse(line!.slice(resultPrefix.length)) as SeedResult
+      // Each `key${i}` → `value${i}` takes a 32-byte record in the arena, a
+      // 4-byte entry and at least 4/3 of an 8-byte slot: without the shared
+      // bytes, the heap's growth alone is a few bytes a key.
+      assert.isAtLeast(result.storeBytesPerKey, 32 + 4 + (8 * 4) / 3)
+      assert.isBelow(result.storeBytesPerKey, 120)
+    } finally {
+      fs.rmSync(workDir, { recursive: true, force: true })
     }
   })
 })

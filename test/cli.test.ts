@@ -376,18 +376,23 @@ describe("a log open in another process", () => {
     try {
       const line = await child.waitForLine((text) => text.startsWith("open "))
       const pid = line.slice("open ".length)
-      const [put, del, load, compact, repair, verify, get] = await Promise.all([
+      const [put, del, load, compact, repair, verify, get, badKey, badDel] = await Promise.all([
         kvlog(["put", log, "k", "v"]),
         kvlog(["del", log, "b"]),
         kvlog(["load", log], { input: '{"key":"k","value":"v"}\n' }),
         kvlog(["compact", log]),
         kvlog(["repair", log]),
         kvlog(["verify", log]),
-        kvlog(["get", log, "c"])
+        kvlog(["get", log, "c"]),
+        kvlog(["put", log, "x".repeat(KeyValueStore.maxKeyLength + 1), "v"]),
+        kvlog(["del", log, "y".repeat(KeyValueStore.maxKeyLength + 1)])
       ])
       for (const run of [put, del, load, compact, repair]) {
         assertOneLineError(run, ExitCode.Failed, "is already open in", `process ${pid}`)
       }
+      // Bad input is refused for what it is, before the log (and its lock) is asked for.
+      assertOneLineError(badKey, ExitCode.Failed, "key is 16385 UTF-16 code units long")
+      assertOneLineError(badDel, ExitCode.Failed, "key is 16385 UTF-16 code units long")
       assert.strictEqual(verify.code, ExitCode.Ok, verify.stderr)
       assert.strictEqual(get.out, "kept an hour\n")
       assert.isTrue(fileBytes(log).equals(bytes), "a refused command changed the log")

@@ -7,16 +7,17 @@
 import { type BenchRun, type Cell, findCell } from "../BenchRun.ts"
 import { docsReport, quickPlan, runsSubject } from "../cli.ts"
 import type { ValueShape } from "../dataset.ts"
-import type { DurableWriters, PerfSuiteName, SeedResult, SuiteName, WriterPhase } from "../jobs.ts"
+import type { DurableWriters, PerfSuiteName, SeedResult, SharedSuiteName, SuiteName, WriterPhase } from "../jobs.ts"
 import { seedFigureAt } from "../seedFigures.ts"
 import type { SubjectIdentity, SubjectRole } from "../subjects/BenchSubject.ts"
 import { alwaysFillConcurrency } from "../subjects/kvlogLog.ts"
 import { rawFlavourIds } from "../subjects/rawAppend.ts"
 import { bytes, count, grouped, megabytes, micros, missingText, ratio, resultOf, table } from "./format.ts"
 import { perfTargets, perOpSection, tailsSection } from "./perfReport.ts"
+import { hasSharedSection, sharedSection, sharedTargets } from "./sharedReport.ts"
 
-/** The suites whose subjects the registry's catalog lists (the cost-floor suites keep theirs in `perfPlan.ts`). */
-type CatalogSuite = Exclude<SuiteName, PerfSuiteName>
+/** The suites whose subjects the registry's catalog lists (the cost-floor suites keep theirs in `perfPlan.ts`, the shared index's in `sharedPlan.ts`). */
+type CatalogSuite = Exclude<SuiteName, PerfSuiteName | SharedSuiteName>
 
 /** A column or row of a table: a subject that ran, or one that could not. */
 export interface Column {
@@ -178,8 +179,8 @@ export interface Target {
 
 export const verdict = (reached: boolean | undefined) => (reached === undefined ? "not measured" : reached ? "yes" : "**no**")
 
-/** Every target of the project, the cost-floor ones last: for the report and the runner's stdout. */
-export const allTargets = (run: BenchRun): Array<Target> => [...targets(run), ...perfTargets(run)]
+/** Every target of the project, the cost-floor ones, then the shared index's: for the report and the runner's stdout. */
+export const allTargets = (run: BenchRun): Array<Target> => [...targets(run), ...perfTargets(run), ...sharedTargets(run)]
 
 const targets = (run: BenchRun): Array<Target> => {
   const result: Array<Target> = []
@@ -795,6 +796,7 @@ ${table(
   if (run.options.suites.has("expiry")) sections.push(expirySection(run))
   if (run.options.suites.has("perop")) sections.push(perOpSection(run))
   if (run.options.suites.has("tails")) sections.push(tailsSection(run))
+  if (hasSharedSection(run)) sections.push(sharedSection(run))
   sections.push(subjectsSection(run))
   if (failures.length > 0) sections.push(failuresSection(failures))
   return `${sections.join("\n\n")}\n`

@@ -63,9 +63,9 @@ export interface OpenStore {
   /** Releases the store (timers, fibers, files). */
   readonly close: () => Promise<void>
   /**
-   * For a store whose data lives in another process (a server): the bytes
-   * that process holds for it now. Read before and after the fill, its
-   * growth is added to the store's bytes per key.
+   * For a store whose data `process.memoryUsage()` cannot see (in a server,
+   * or in `SharedArrayBuffer`s): the bytes it holds for it now. Read before
+   * and after the fill, its growth is added to the store's bytes per key.
    */
   readonly externalBytes?: () => Promise<number>
 }
@@ -114,6 +114,8 @@ export interface ReplaySubject extends SubjectIdentity {
    * with the count it saw and a way to close the store (not timed).
    */
   readonly openAndScan: (workDir: string) => Promise<ScannedStore>
+  /** Environment the job's child process must start with (the runner sets it; the subject checks it). */
+  readonly childEnv?: Readonly<Record<string, string>>
 }
 
 /** The raw samples of one compaction under load; `performance.now()` milliseconds throughout. */

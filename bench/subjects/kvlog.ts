@@ -114,6 +114,28 @@ export const kvlogMemory = (kvlog: KvlogModule): BenchSubject => ({
   open: async () => kvlogOpenStore(await openKvlog(kvlog, kvlog.layerMemory))
 })
 
+/**
+ * kvlog's `layerMemoryWith({ index: "shared" })`: keys and values as bytes
+ * in `SharedArrayBuffer`s, which `process.memoryUsage()` does not count (in
+ * `external` or anywhere else): the store reports the index's own shared
+ * bytes as `externalBytes`, which the memory columns add, as they add a
+ * server's memory.
+ */
+export const kvlogMemoryShared = (kvlog: KvlogModule): BenchSubject => ({
+  id: "kvlog-memory-shared",
+  label: "kvlog layerMemory, shared index",
+  role: "kvlog",
+  description:
+    "`KeyValueStore.layerMemoryWith({ index: \"shared\" })`; called like layerMemory. Its memory is off V8's heap, in `SharedArrayBuffer`s: its bytes per key add the index's own count of them.",
+  open: async () => {
+    const handle = await openKvlog(kvlog, kvlog.layerMemoryWith({ index: "shared" }))
+    const { sharedIndexOf } = await import("../../src/internal/store/sharedReader.ts")
+    const index = sharedIndexOf(handle.store)
+    if (index === undefined) throw new Error("kvlog-memory-shared: the store has no shared index to measure")
+    return { ...kvlogOpenStore(handle), externalBytes: async () => index.sharedBytes }
+  }
+})
+
 /** kvlog's `layerMemoryWith({ onReclaim })`: the reaper reports each reclaimed key with its deadline. */
 export const kvlogMemoryExpiry = (kvlog: KvlogModule): ExpirySubject => ({
   id: "kvlog-memory",

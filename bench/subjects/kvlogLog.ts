@@ -31,6 +31,7 @@ import {
 /** The options of `layerLog` the bench sets. */
 export interface KvlogLogOptions {
   readonly path: string
+  readonly index?: "heap" | "shared"
   readonly fsync: "always" | "interval" | "never"
   readonly acknowledge?: "written" | "buffered"
 }
@@ -113,6 +114,54 @@ export const kvlogReplay = (kvlog: KvlogModule, layerLog: KvlogLogLayer): Replay
     return { records, close: () => runtime.dispose() }
   }
 })
+
+/** The same replay into the shared index: records go from the log to the arena as bytes. */
+export const kvlogReplayShared = (kvlog: KvlogModule, layerLog: KvlogLogLayer): ReplaySubject => ({
+  ...kvlogReplay(kvlog, layerLog),
+  id: "kvlog-log-shared",
+  label: "kvlog layerLog, shared index (replay on open)",
+  description:
+    "written with `fsync: \"never\"` and closed; timed: building `layerLog({ path, fsync: \"never\", index: \"shared\" })` (replay, no string made per record) and `size`.",
+  openAndScan: async (workDir) => {
+    const { runtime, store } = await openKvlog(
+      kvlog,
+      layerLog({ path: path.join(workDir, "kvlog.log"), fsync: "never", index: "shared" })
+    )
+    const records = await runtime.runPromise(store.size)
+    return { records, close: () => runtime.dispose() }
+  }
+})
+
+/**
+ * glibc's malloc asking for transparent huge pages (`madvise`) for the large
+ * blocks it maps, the shared index's segments among them. It is read once, as
+ * the process starts: hence a child of its own.
+ */
+export const hugePagesEnv: Readonly<Record<string, string>> = { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" }
+
+/**
+ * The shared index's replay again, in a process started with transparent huge
+ * pages: on this VM the first write to each fresh 4 KiB page costs a page
+ * fault dear enough to cap replay into fresh memory near 3M records/s, and a
+ * 2 MiB page takes one fault where 4 KiB pages take 512.
+ */
+export const kvlogReplaySharedHugePages = (kvlog: KvlogModule, layerLog: KvlogLogLayer): ReplaySubject => {
+  const shared = kvlogReplayShared(kvlog, layerLog)
+  return {
+    ...shared,
+    id: "kvlog-log-shared-hugepages",
+    label: "kvlog layerLog, shared index, huge pages (replay on open)",
+    description: `${shared.description} In a child process started with \`GLIBC_TUNABLES=glibc.malloc.hugetlb=1\` (transparent huge pages for malloc's large blocks).`,
+    childEnv: hugePagesEnv,
+    openAndScan: (workDir) => {
+      // Run without the variable (in the runner's process, or by hand) it would measure the row above under this row's name.
+      if (process.env["GLIBC_TUNABLES"] !== hugePagesEnv["GLIBC_TUNABLES"]) {
+        return Promise.reject(new Error(`needs a process started with GLIBC_TUNABLES=${hugePagesEnv["GLIBC_TUNABLES"]}`))
+      }
+      return shared.openAndScan(workDir)
+    }
+  }
+}
 
 /** A store with automatic compaction off, built by `makeLog` in the scope of `use`. */
 const withLog = <A>(

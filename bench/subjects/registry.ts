@@ -18,14 +18,16 @@ import {
   ttlCache,
   ttlCacheExpiry
 } from "./inMemoryPeers.ts"
-import { kvlogMemory, kvlogMemoryExpiry, loadKvlog } from "./kvlog.ts"
+import { kvlogMemory, kvlogMemoryExpiry, kvlogMemoryShared, loadKvlog } from "./kvlog.ts"
 import {
   kvlogAlwaysDurable,
   kvlogBufferedSubject,
   kvlogCompaction,
   kvlogLogLayer,
   kvlogLogSubject,
-  kvlogReplay
+  kvlogReplay,
+  kvlogReplayShared,
+  kvlogReplaySharedHugePages
 } from "./kvlogLog.ts"
 import { kvlogPromiseMemory, loadKvlogPromise } from "./kvlogPromise.ts"
 import { rawAppend } from "./rawAppend.ts"
@@ -98,7 +100,7 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
   note("tables", "kvlog-promise", "kvlog/promise openMemory", promiseLoad._tag === "Unavailable" ? promiseLoad.reason : undefined)
 
   const kvlogSeed: Array<BenchSubject> = []
-  if (kvlog !== undefined) kvlogSeed.push(kvlogMemory(kvlog))
+  if (kvlog !== undefined) kvlogSeed.push(kvlogMemory(kvlog), kvlogMemoryShared(kvlog))
   if (promiseLoad._tag === "Loaded") {
     kvlogSeed.push({ ...kvlogPromiseMemory(promiseLoad.kvlogPromise), id: "kvlog-promise" })
   }
@@ -132,7 +134,9 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
       rawAppend("async")
     ],
     replay: [
-      ...(kvlog !== undefined && layerLog !== undefined ? [kvlogReplay(kvlog, layerLog)] : []),
+      ...(kvlog !== undefined && layerLog !== undefined
+        ? [kvlogReplay(kvlog, layerLog), kvlogReplayShared(kvlog, layerLog), kvlogReplaySharedHugePages(kvlog, layerLog)]
+        : []),
       lmdbReplay,
       classicLevelReplay
     ],
@@ -147,11 +151,14 @@ export const loadCatalog = async (): Promise<SubjectCatalog> => {
 /** Every subject id any suite knows, for `--subjects` validation and `--help`. */
 export const knownSubjectIds: ReadonlyArray<string> = [
   "kvlog-memory",
+  "kvlog-memory-shared",
   "kvlog-promise",
   "kvlog-log-never",
   "kvlog-log-buffered",
   "kvlog-log-always",
   "kvlog-log",
+  "kvlog-log-shared",
+  "kvlog-log-shared-hugepages",
   "map",
   "lru-cache",
   "lru-cache-ttl",

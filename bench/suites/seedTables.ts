@@ -115,7 +115,9 @@ const measureRepetition = async (
   return {
     writeMillis,
     readMillis: read?.elapsedMillis ?? Number.NaN,
-    // A server's memory counts as the store's: its keys live there, not in this process.
+    // A server's memory counts as the store's (its keys live there, not in
+    // this process), and so do the shared index's buffers, which
+    // `process.memoryUsage()` leaves out.
     storeBytesPerKey: growth.liveBytesPerKey +
       (externalBefore === undefined || externalAfter === undefined ? 0 : (externalAfter - externalBefore) / job.keys),
     rssBytesPerKey: growth.rssBytesPerKey

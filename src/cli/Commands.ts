@@ -21,6 +21,7 @@ import * as nodePath from "node:path"
 import { Argument, Command, Flag, GlobalFlag } from "effect/cli"
 import * as KeyValueStore from "../KeyValueStore.ts"
 import { KeyNotFound } from "../internal/errors.ts"
+import { checkKey, checkValue } from "../internal/validate.ts"
 import {
   logStatistics,
   type OnProgress,
@@ -547,6 +548,10 @@ const put = Command.make(
         })
       }
     }
+    // The store would refuse these too, but only once it held the log: checked
+    // first, bad input is refused without waiting on, or failing for, a lock.
+    const invalid = checkKey(key) ?? checkValue(stored)
+    if (invalid !== undefined) return yield* Effect.fail(invalid)
     yield* withStore(log, (store) => store.put(key, stored, duration === undefined ? {} : { duration }))
   })
 ).pipe(
@@ -566,6 +571,8 @@ const del = Command.make(
     // The store logs a delete before it knows whether the key is live (the
     // record is written first, then applied). Holding the log alone, the
     // command can ask first, so that deleting a missing key changes nothing.
+    const invalid = checkKey(key)
+    if (invalid !== undefined) return yield* Effect.fail(invalid)
     yield* withStore(log, (store) =>
       Effect.flatMap(store.has(key), (live) => live ? store.delete(key) : Effect.fail(new KeyNotFound({ key }))))
   })

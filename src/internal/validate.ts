@@ -4,6 +4,7 @@
  */
 import * as Duration from "effect/Duration"
 import { InvalidInput } from "./errors.ts"
+import { isIndexKind } from "./index/makeIndex.ts"
 import { maxKeyLength, maxValueLength } from "./Limits.ts"
 import type { Value } from "./Value.ts"
 
@@ -38,6 +39,12 @@ export const invalidKey = (key: unknown): InvalidInput => {
   // replay would give back a different key. Refuse it in every layer alike.
   return new InvalidInput({ message: "key contains a lone UTF-16 surrogate" })
 }
+
+/** `undefined` when a store's `index` option is acceptable, else why not. */
+export const checkIndexOption = (index: unknown): InvalidInput | undefined =>
+  index === undefined || isIndexKind(index)
+    ? undefined
+    : new InvalidInput({ message: `index must be "heap" or "shared", got ${describe(index)}` })
 
 /** `undefined` when `key` is acceptable, else why not. */
 export const checkKey = (key: unknown): InvalidInput | undefined =>

@@ -16,11 +16,14 @@
  */
 import { DeadlineHeap } from "./DeadlineHeap.ts"
 import type { Value } from "../Value.ts"
+import type { Index } from "./Index.ts"
 import { KeyTable, type KeyTableCursor, maxTableEntries } from "./KeyTable.ts"
 
 type Entry = Value | number
 
-export class StoreIndex {
+export class StoreIndex implements Index {
+  readonly kind = "heap"
+  readonly returnsFreshBytes = false
   private heap = new DeadlineHeap()
   private shards: Array<KeyTable<Entry>>
   private readonly shardCapacity: number
@@ -33,6 +36,14 @@ export class StoreIndex {
   /** The deadline-ordered structure the reaper works from. */
   get deadlines(): DeadlineHeap {
     return this.heap
+  }
+
+  get deadlineCount(): number {
+    return this.heap.size
+  }
+
+  earliestDeadline(): number {
+    return this.heap.peekDeadline()
   }
 
   /** Entries stored, including expired ones the reaper has not reclaimed yet. */

@@ -12,7 +12,8 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
-import { applyDelete, applyPut } from "../store/applyWrite.ts"
+import { checkIndexOption } from "../validate.ts"
+import { applyDelete, applyDeleteBytes, applyPut, applyPutBytes } from "../store/applyWrite.ts"
 import { makeCore, makeService, publishMetrics, type StoreCore } from "../store/makeStore.ts"
 import { startCompactor } from "./compaction/Compactor.ts"
 import { directoryOf, type FileOps, readFully, removeIfPresent, withDefaults, writeFully } from "./file/FileOps.ts"
@@ -43,6 +44,8 @@ const checkOptions = (options: LogOptions): InvalidInput | undefined => {
   if (options.onReclaim !== undefined && typeof options.onReclaim !== "function") {
     return bad(`onReclaim must be a function, got ${typeof options.onReclaim}`)
   }
+  const index = checkIndexOption(options.index)
+  if (index !== undefined) return index
   const fsync = options.fsync
   if (fsync !== undefined && fsync !== "always" && fsync !== "interval" && fsync !== "never") {
     return bad(`fsync must be "always", "interval" or "never", got ${JSON.stringify(fsync)}`)
@@ -125,7 +128,16 @@ const replayInto = (core: StoreCore): RecordVisitor => {
     },
     // Each doubling of the index re-places every key so far: make room at
     // once. A log of many overwrites over-reserves; `trim` gives it back.
-    expect: (records) => core.index.reserve(records)
+    expect: (records) => core.index.reserve(records),
+    // An index that stores bytes takes the records as bytes: no string per record.
+    bytes: core.index.setBytes === undefined ? undefined : {
+      put: (buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline) =>
+        applyPutBytes(core, buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline, now),
+      delete: (buf, keyAt, keyLength) => applyDeleteBytes(core, buf, keyAt, keyLength, now),
+      lookAhead: core.index.lookAheadBytes === undefined
+        ? undefined
+        : (buf, keyAt, keyLength) => core.index.lookAheadBytes!(buf, keyAt, keyLength)
+    }
   }
 }
 
@@ -246,7 +258,7 @@ const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOp
       }
     })
     core.index.trim()
-    core.reaper.scheduled(core.index.deadlines.peekDeadline())
+    core.reaper.scheduled(core.index.earliestDeadline())
 
     const log = new LogFile(filePath, ops, fd, state)
     log.counters = core.counters

@@ -54,6 +54,51 @@ export const applyPut = (
   }
 }
 
+/**
+ * `applyPut` with the key and value as bytes (`Index.setBytes`), for replay
+ * into an index that stores bytes: the same rule, without a string. A store
+ * with a subscriber takes `applyPut` itself, which reports the changes.
+ */
+export const applyPutBytes = (
+  core: StoreCore,
+  buf: Uint8Array,
+  keyAt: number,
+  keyLength: number,
+  valueAt: number,
+  valueLength: number,
+  valueIsBytes: boolean,
+  deadline: number,
+  now: number
+): void => {
+  const index = core.index
+  if (core.changes.active || index.setBytes === undefined) {
+    const key = textDecoder.decode(buf.subarray(keyAt, keyAt + keyLength))
+    const bytes = buf.slice(valueAt, valueAt + valueLength)
+    return applyPut(core, key, valueIsBytes ? bytes : textDecoder.decode(bytes), deadline, now)
+  }
+  core.counters.puts++
+  if (deadline === Infinity) {
+    index.setBytes(buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline)
+  } else if (deadline <= now) {
+    index.removeLiveBytes!(buf, keyAt, keyLength, now)
+  } else {
+    index.setBytes(buf, keyAt, keyLength, valueAt, valueLength, valueIsBytes, deadline)
+    core.reaper.scheduled(deadline)
+  }
+}
+
+/** `applyDelete` with the key as bytes; see `applyPutBytes`. */
+export const applyDeleteBytes = (core: StoreCore, buf: Uint8Array, keyAt: number, keyLength: number, now: number): void => {
+  const index = core.index
+  if (core.changes.active || index.removeLiveBytes === undefined) {
+    applyDelete(core, textDecoder.decode(buf.subarray(keyAt, keyAt + keyLength)), now)
+    return
+  }
+  if (index.removeLiveBytes(buf, keyAt, keyLength, now)) core.counters.deletes++
+}
+
+const textDecoder = new TextDecoder()
+
 const reportExpiredBefore = (core: StoreCore, key: string, now: number): void => {
   const stored = core.index.storedDeadline(key)
   if (stored !== undefined && stored <= now) {

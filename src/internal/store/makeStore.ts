@@ -21,14 +21,16 @@ import type {
   WriteStatus
 } from "../../KeyValueStore.ts"
 import { InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
-import { StoreIndex } from "../index/StoreIndex.ts"
+import type { Index, IndexKind } from "../index/Index.ts"
+import { makeIndex } from "../index/makeIndex.ts"
 import { ChangeHub, defaultChangeBufferSize } from "../observe/ChangeHub.ts"
 import { type GaugeSources, registerStoreMetrics, StoreCounters } from "../observe/StoreMetrics.ts"
 import { applyClear, applyDelete, applyPut } from "./applyWrite.ts"
 import { operation } from "./Operation.ts"
+import { registerIndex } from "./sharedReader.ts"
 import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
 import { type Reaper, type ReaperOptions, startReaper } from "../ttl/ReaperFiber.ts"
-import { checkKey, checkValue, invalidKey, isKeyInRange, ownValue, ttlMillis } from "../validate.ts"
+import { checkIndexOption, checkKey, checkValue, invalidKey, isKeyInRange, ownValue, ttlMillis } from "../validate.ts"
 import type { Value } from "../Value.ts"
 
 /**
@@ -49,7 +51,7 @@ export const entriesChunkSize = 4096
 export interface StoreCore {
   /** The name the store's metrics carry as their `store` attribute. */
   readonly name: string
-  readonly index: StoreIndex
+  readonly index: Index
   readonly lock: ReadWriteLock
   readonly clock: Clock.Clock
   readonly reaper: Reaper
@@ -80,6 +82,7 @@ export interface StoreOptions extends ReaperOptions {
    * the default; tests lower it to exercise the spill.
    */
   readonly shardCapacity?: number | undefined
+  readonly index?: IndexKind | undefined
 }
 
 /** Memory stores without a name get `memory-1`, `memory-2`, … in the order they open. */
@@ -92,7 +95,7 @@ export const makeCore = (
 ): Effect.Effect<StoreCore, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
-    const index = new StoreIndex(options.shardCapacity)
+    const index = makeIndex(options.index, options.shardCapacity)
     const lock = new ReadWriteLock()
     const counters = new StoreCounters()
     const changes = new ChangeHub()
@@ -156,6 +159,7 @@ export const makeService = (
 ): KeyValueStoreService => {
   const { clock, counters, index, lock, reaper } = core
   const now = () => clock.currentTimeMillisUnsafe()
+  const freshBytes = index.returnsFreshBytes
 
   // Every operation that takes an argument checks it first, through
   // `validate.ts`, before it touches the lock, the index or the log: a refused
@@ -181,7 +185,7 @@ export const makeService = (
     counters.hits++
     // Bytes go out as a copy, as they came in: no caller can change the store
     // by mutating an array it was given.
-    return Effect.succeed(typeof value === "string" ? value : new Uint8Array(value))
+    return Effect.succeed(typeof value === "string" || freshBytes ? value : new Uint8Array(value))
   }
 
   // `get` and `put` are effects of their own kind (`Operation.ts`): one
@@ -208,7 +212,7 @@ export const makeService = (
       if (typeof ttl !== "number") return Effect.fail(ttl)
       // A reaper kept from its timer (see `reaperLateMillis`) gets a turn
       // of the event loop before this put, which then runs as it would have.
-      if (index.deadlines.size > 0 && reaper.isLate(clock.currentTimeMillisUnsafe())) {
+      if (index.deadlineCount > 0 && reaper.isLate(clock.currentTimeMillisUnsafe())) {
         return Effect.flatMap(Effect.yieldNow, () => commitPut(key, value, ttl))
       }
       return commitPut(key, value, ttl)
@@ -233,13 +237,13 @@ export const makeService = (
   const stats: Effect.Effect<StoreStats> = lock.read(() => {
     const base = {
       storedEntries: index.storedSize,
-      entriesWithDeadline: index.deadlines.size,
+      entriesWithDeadline: index.deadlineCount,
       reclaimed: core.reaper.reclaimed()
     }
     return logStats === undefined ? base : { ...base, log: logStats() }
   })
 
-  return {
+  const service: KeyValueStoreService = {
     name: core.name,
     get,
     put,
@@ -261,7 +265,7 @@ export const makeService = (
       Effect.map(lock.readScoped, () =>
         Stream.map(
           Stream.fromIteratorSucceed(index.liveEntries(now), entriesChunkSize),
-          (entry) => typeof entry[1] === "string" ? entry : [entry[0], new Uint8Array(entry[1])] as const
+          (entry) => typeof entry[1] === "string" || freshBytes ? entry : [entry[0], new Uint8Array(entry[1])] as const
         ))
     ),
     clear: committer.clear,
@@ -271,10 +275,16 @@ export const makeService = (
     changes: core.changes.subscribe(defaultChangeBufferSize),
     changesWith: (options) => core.changes.subscribeWith(options)
   }
+  registerIndex(service, index)
+  return service
 }
 
 export const makeMemory = (options: StoreOptions = {}): Effect.Effect<KeyValueStoreService, never, Scope.Scope> =>
   Effect.gen(function*() {
+    // `make` has no error channel (its type is the contract): a bad `index`
+    // is a defect that names what was expected.
+    const invalid = checkIndexOption(options.index)
+    if (invalid !== undefined) return yield* Effect.die(invalid)
     const core = yield* makeCore(options, defaultMemoryName)
     yield* publishMetrics(core)
     return makeService(core, memoryCommitter(core))

@@ -20,7 +20,7 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { StoreIndex } from "../index/StoreIndex.ts"
+import type { Index } from "../index/Index.ts"
 import type { ReadWriteLock } from "../lock/ReadWriteLock.ts"
 
 /**
@@ -67,7 +67,7 @@ export interface Reaper {
 }
 
 export const startReaper = (
-  index: StoreIndex,
+  index: Index,
   lock: ReadWriteLock,
   clock: Clock.Clock,
   options: ReaperOptions,
@@ -149,7 +149,7 @@ export const startReaper = (
 
     const loop = Effect.gen(function*() {
       while (true) {
-        const next = index.deadlines.peekDeadline()
+        const next = index.earliestDeadline()
         const now = clock.currentTimeMillisUnsafe()
         if (next <= now) {
           const before = reclaimed
@@ -179,6 +179,6 @@ export const startReaper = (
         }
       },
       reclaimed: () => reclaimed,
-      isLate: (now) => now - index.deadlines.peekDeadline() >= reaperLateMillis
+      isLate: (now) => now - index.earliestDeadline() >= reaperLateMillis
     }
   })

@@ -22,7 +22,7 @@ import {
   syncedThroughOf,
   writeU32
 } from "./LogFormat.ts"
-import { applyRecords, batchHeaderProblem, type RecordVisitor, recordsProblem } from "./LogScanner.ts"
+import { applyBatches, batchHeaderProblem, type RecordVisitor, recordsProblem } from "./LogScanner.ts"
 
 /**
  * Reads up to `length` bytes at file offset `position` into
@@ -111,12 +111,21 @@ export const replayFile = (
   let at = 0 // chunk offset of the next batch
   let records = 0
   let batches = 0
-  // At the first refill, the records so far are a sample of the whole log's.
+  // At the first refill, the records checked so far are a sample of the whole log's.
   let expectTold = visitor.expect === undefined
   const tellExpected = (offset: number): void => {
     if (expectTold || records === 0) return
     expectTold = true
     visitor.expect!(Math.ceil((records * (end - fileHeaderLength)) / (offset - fileHeaderLength)))
+  }
+  // Batches that checked out are given to the visitor together, from
+  // `checkedFrom` to `at`, before anything else happens (a refill, a return,
+  // a look past a bad batch): an index then sees runs of records longer than
+  // one batch, which it can look ahead in, and still never half a batch.
+  let checkedFrom = 0
+  const applyChecked = (): void => {
+    if (checkedFrom < at) applyBatches(chunk, checkedFrom, at, visitor, position)
+    checkedFrom = at
   }
   let damage: string // why the batch at `position + at` is bad
   for (;;) {
@@ -139,6 +148,7 @@ export const replayFile = (
         const count = readU32(chunk, at + batchCountAt)
         const malformed = recordsProblem(chunk, recordsStart, recordsEnd, count)
         if (malformed !== undefined) {
+          applyChecked()
           // The writer never writes such a batch, so no crash explains it.
           return corruption(
             options,
@@ -148,7 +158,6 @@ export const replayFile = (
             `the batch's checksums match but its records are malformed: ${malformed}`
           )
         }
-        applyRecords(chunk, recordsStart, recordsEnd, visitor, position)
         records += count
         batches++
         at = recordsEnd
@@ -157,20 +166,26 @@ export const replayFile = (
     }
     // The batch, or its header, is not all in the chunk.
     if (batchOffset + needed > end) {
+      applyChecked()
       if (batchOffset === end) return { _tag: "Ok", validEnd: end, records, batches, salt }
       damage = needed === batchHeaderLength
         ? `the file ends inside a batch header (${end - batchOffset} of ${batchHeaderLength} bytes)`
         : `the file ends inside a batch (${end - batchOffset} of ${needed} bytes)`
       break
     }
+    // Told before the first chunk's records are applied: the index is the
+    // right size before its first key.
     tellExpected(batchOffset)
+    applyChecked()
     ;[chunk, position, filled] = refill(read, chunk, chunkSize, at, filled, position, end, needed)
     at = 0
+    checkedFrom = 0
     if (filled < Math.min(chunk.length, end - position)) end = position + filled // the file shrank
   }
 
   // The batch at X is bad or incomplete: X ends the log, or starts a torn
   // tail, or is damage to synced history. Only this path reads past X again.
+  applyChecked()
   const applied = { records, batches, salt }
   const x = position + at
   if (isZeroFrom(read, chunk, x, end)) return { _tag: "Ok", validEnd: x, ...applied }

@@ -1,0 +1,117 @@
+/**
+ * The shared index beside the heap index, on one machine, in one process:
+ * bytes per key, get and put through the public Effect API in the main
+ * thread, and the aggregate read throughput of one and of two worker
+ * threads reading the shared store (`KeyValueStore.layerSharedReader`).
+ *
+ *   node --expose-gc bench/sharedIndex.ts [--keys 1000000] [--rounds 5] [--reads 2000000] [--index heap,shared] [--workers]
+ *
+ * Memory is measured as `npm run bench` measures it: growth of
+ * `heapUsed + external` after a full collection, keys and values counted
+ * (the `SharedArrayBuffer`s are in `external`). Medians of `--rounds` rounds.
+ */
+import * as Effect from "effect/Effect"
+import { Worker } from "node:worker_threads"
+import * as KeyValueStore from "../src/KeyValueStore.ts"
+
+const argument = (name: string, fallback: string): string => {
+  const at = process.argv.indexOf(`--${name}`)
+  return at >= 0 && at + 1 < process.argv.length ? process.argv[at + 1]! : fallback
+}
+const keys = Number(argument("keys", "1000000"))
+const rounds = Number(argument("rounds", "5"))
+const reads = Number(argument("reads", String(Math.min(keys, 2_000_000))))
+const kinds = argument("index", "heap,shared").split(",") as Array<"heap" | "shared">
+const withWorkers = process.argv.includes("--workers")
+
+const gc = (globalThis as { gc?: () => void }).gc
+if (gc === undefined) throw new Error("run with --expose-gc")
+const liveBytes = () => {
+  gc()
+  gc()
+  const usage = process.memoryUsage()
+  return usage.heapUsed + usage.external
+}
+const median = (values: Array<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+/** A random order of `count` indexes below `keys` (a fixed LCG, so every run reads the same keys). */
+const randomOrder = (count: number): Int32Array => {
+  const order = new Int32Array(count)
+  let state = 12345
+  for (let i = 0; i < count; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0
+    order[i] = state % keys
+  }
+  return order
+}
+
+const keyOf = (i: number) => `key${i}`
+
+const measure = (kind: "heap" | "shared") =>
+  Effect.scoped(Effect.gen(function*() {
+    const order = randomOrder(reads)
+    const before = liveBytes()
+    const store = yield* KeyValueStore.make({ index: kind })
+    const putStart = performance.now()
+    for (let i = 0; i < keys; i++) yield* store.put(keyOf(i), `value${i}`)
+    const putMicros = ((performance.now() - putStart) * 1000) / keys
+    const bytesPerKey = (liveBytes() - before) / keys
+    const getMicros: Array<number> = []
+    for (let round = 0; round < rounds; round++) {
+      let checksum = 0
+      const start = performance.now()
+      for (let j = 0; j < order.length; j++) checksum += (yield* store.get(keyOf(order[j]!))).length
+      getMicros.push(((performance.now() - start) * 1000) / order.length)
+      if (checksum === 0) throw new Error("no reads")
+    }
+    let workerReads: Record<string, number> | undefined
+    if (withWorkers && kind === "shared") {
+      workerReads = {}
+      for (const workers of [1, 2]) {
+        const perSecond: Array<number> = []
+        for (let round = 0; round < rounds; round++) perSecond.push(yield* readInWorkers(store, workers, order))
+        workerReads[`${workers} worker${workers > 1 ? "s" : ""} (reads/s)`] = Math.round(median(perSecond))
+      }
+    }
+    return {
+      index: kind,
+      keys,
+      bytesPerKey: Number(bytesPerKey.toFixed(1)),
+      putMicros: Number(putMicros.toFixed(3)),
+      getMicros: Number(median(getMicros).toFixed(3)),
+      getMicrosRounds: getMicros.map((m) => Number(m.toFixed(3))),
+      ...workerReads
+    }
+  }))
+
+/** Aggregate reads per second of `workers` threads, each reading all of `order` once, started together. */
+const readInWorkers = (store: KeyValueStore.KeyValueStoreService, workers: number, order: Int32Array) =>
+  Effect.gen(function*() {
+    const control = new Int32Array(new SharedArrayBuffer(8))
+    const done: Array<Promise<{ readonly millis: number }>> = []
+    for (let w = 0; w < workers; w++) {
+      const handle = yield* KeyValueStore.shareWithWorker(store)
+      const worker = new Worker(new URL("./sharedReaderWorker.ts", import.meta.url), {
+        workerData: { handle, control, order },
+        transferList: [handle.port]
+      })
+      done.push(new Promise((resolve, reject) => {
+        worker.once("message", resolve)
+        worker.once("error", reject)
+      }))
+    }
+    // Every worker waits on [1] once it is ready; all start at once.
+    yield* Effect.promise(() =>
+      new Promise<void>((resolve) => {
+        const poll = () => (Atomics.load(control, 0) === workers ? resolve() : setTimeout(poll, 1))
+        poll()
+      })
+    )
+    Atomics.store(control, 1, 1)
+    Atomics.notify(control, 1)
+    const results = yield* Effect.promise(() => Promise.all(done))
+    const slowest = Math.max(...results.map((result) => result.millis))
+    return (workers * order.length) / (slowest / 1000)
+  })
+
+for (const kind of kinds) console.log(JSON.stringify(await Effect.runPromise(measure(kind))))
