@@ -162,6 +162,43 @@ describe("SharedIndex", () => {
     )
   })
 
+  it("a squeeze that moves a key from past the deadline maps onto a place a TTL key left keeps no stale deadline for it", () => {
+    // The maps from entries to the deadline heap are sized when the first key
+    // with a TTL arrives and grow only for later ones: entries added after
+    // that, without TTL, lie past their end. A squeeze that moved such an
+    // entry down onto a place whose TTL key had itself moved down left that
+    // key's heap slot there, so the moved key seemed to own it: removing it
+    // took the TTL key's deadline out of the heap, and removing the TTL key
+    // then removed a free heap slot (an endless loop in the heap).
+    const index = new SharedIndex({ minHolesToSqueeze: 2 })
+    const contents = () => (index as unknown as { contents: { entries: Uint32Array; heapSlotOf: Int32Array } }).contents
+    index.set("a", "a", Infinity) // entry 0, removed below
+    index.set("t", "t", 1_000) // entry 1, the one key with a TTL
+    const mapped = contents().heapSlotOf.length
+    const fillers = Array.from({ length: mapped - 2 }, (_, i) => `f${i}`) // entries 2 .. mapped - 1
+    for (const key of fillers) index.set(key, key, Infinity)
+    // Past the maps' end: as many as the squeeze that removes a and the fillers needs.
+    const late = Array.from({ length: mapped - 2 }, (_, i) => `g${i}`)
+    for (const key of late) index.set(key, key, Infinity)
+    assert.isAbove(contents().entries.length, mapped, "entries grew past the deadline maps")
+    assert.strictEqual(contents().heapSlotOf.length, mapped, "the maps did not grow with them")
+
+    const squeezesBefore = index.activity.squeezes
+    index.removeLive("a", 0)
+    for (const key of fillers) index.removeLive(key, 0)
+    assert.strictEqual(index.activity.squeezes, squeezesBefore + 1, "the removals squeezed the dense array once")
+
+    // g0 now sits where t was: removing it must leave t's deadline alone.
+    assert.isTrue(index.removeLive("g0", 0))
+    assert.strictEqual(index.deadlineCount, 1, "t keeps its deadline")
+    assert.strictEqual(index.earliestDeadline(), 1_000)
+    const reclaimed: Array<string> = []
+    assert.strictEqual(index.reclaimExpired(1_000, 10, (key) => reclaimed.push(key)), 1)
+    assert.deepStrictEqual(reclaimed, ["t"])
+    assert.strictEqual(index.lookup("t", () => 0), undefined)
+    for (const key of late.slice(1)) assert.strictEqual(index.lookup(key, () => 0), key)
+  })
+
   it("a cursor begun before clear goes on over the old contents", () => {
     const index = tuned()
     for (let i = 0; i < 10; i++) index.set(`k${i}`, `v${i}`, Infinity)

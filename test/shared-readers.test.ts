@@ -98,6 +98,37 @@ describe("a reader of a shared store, in the owning thread", () => {
       assert.strictEqual(yield* store.get("k1"), "v1")
     }))
 
+  it.effect("a store filled before it is shared: the reader counts and walks every entry at once", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make({ index: "shared" })
+      for (let i = 0; i < 100; i++) yield* store.put(`k${i}`, `v${i}`)
+      const reader = yield* KeyValueStore.makeSharedReader(yield* KeyValueStore.shareWithWorker(store))
+      assert.strictEqual(yield* reader.size, 100)
+      assert.strictEqual((yield* reader.keys).length, 100)
+      assert.strictEqual((yield* reader.stats).storedEntries, 100)
+    }))
+
+  it.effect("a key with a lone surrogate finds no other key's bytes: InvalidInput, from the store and from a reader", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueStore.make({ index: "shared" })
+      // Encoded with the unit after a high surrogate taken as its pair, "\udbffa"
+      // is the bytes of "\u{102061}"; written as Node's codec writes it (as a
+      // long string once was), a lone surrogate is the bytes of U+FFFD.
+      const long = "x".repeat(80)
+      yield* store.put("\u{102061}", "pair")
+      yield* store.put(`${long}\ufffd`, "replacement")
+      const reader = yield* KeyValueStore.makeSharedReader(yield* KeyValueStore.shareWithWorker(store))
+      for (const from of [store, reader]) {
+        for (const key of ["\udbffa", "\udbff\udbff", `${long}\ud800`, "\udc00"]) {
+          const error = yield* Effect.flip(from.get(key))
+          assert.strictEqual(error._tag, "InvalidInput", JSON.stringify(key))
+          assert.isFalse(yield* Effect.orElseSucceed(from.has(key), () => false), JSON.stringify(key))
+        }
+        assert.strictEqual(yield* from.get("\u{102061}"), "pair")
+        assert.strictEqual(yield* from.get(`${long}\ufffd`), "replacement")
+      }
+    }))
+
   it.effect("sees a key with a TTL until its deadline and never from it, by the store's clock, with the owner's reaper stalled", () =>
     Effect.gen(function*() {
       yield* TestClock.adjust(1_000)
@@ -131,6 +162,29 @@ describe("a reader of a shared store, in the owning thread", () => {
       const store = yield* KeyValueStore.make()
       const shared = yield* Effect.result(KeyValueStore.shareWithWorker(store))
       assert.strictEqual(shared._tag === "Success", process.env.KVLOG_INDEX === "shared")
+    }))
+
+  it.effect("a KVLOG_INDEX that names no index is refused with InvalidInput, not taken as the heap index", () =>
+    Effect.gen(function*() {
+      const before = process.env.KVLOG_INDEX
+      process.env.KVLOG_INDEX = "sharde"
+      try {
+        // `make` has no error channel: a bad index is a defect naming what was expected.
+        const defect = yield* KeyValueStore.make().pipe(
+          Effect.as(undefined as unknown),
+          Effect.catchDefect((defect) => Effect.succeed(defect))
+        )
+        assert.instanceOf(defect, KeyValueStore.InvalidInput)
+        assert.include((defect as Error).message, 'KVLOG_INDEX must be "heap" or "shared"')
+        assert.include((defect as Error).message, "sharde")
+        const fromLog = yield* Effect.flip(KeyValueStore.makeLog({ path: "/nonexistent-dir/kvlog-never-opened.log" }))
+        assert.strictEqual(fromLog._tag, "InvalidInput", "a log store refuses it before opening anything")
+        // An explicit option does not read the variable.
+        assert.strictEqual((yield* KeyValueStore.make({ index: "heap" })).name.length > 0, true)
+      } finally {
+        if (before === undefined) delete process.env.KVLOG_INDEX
+        else process.env.KVLOG_INDEX = before
+      }
     }))
 })
 

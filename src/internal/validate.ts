@@ -41,10 +41,21 @@ export const invalidKey = (key: unknown): InvalidInput => {
 }
 
 /** `undefined` when a store's `index` option is acceptable, else why not. */
-export const checkIndexOption = (index: unknown): InvalidInput | undefined =>
-  index === undefined || isIndexKind(index)
+export const checkIndexOption = (index: unknown): InvalidInput | undefined => {
+  if (index === undefined) {
+    // The default comes from KVLOG_INDEX: a misspelt value must not quietly
+    // give the heap index to a program (or a CI pass) that asked for another.
+    const fromEnvironment = globalThis.process?.env?.KVLOG_INDEX
+    return fromEnvironment === undefined || fromEnvironment === "" || isIndexKind(fromEnvironment)
+      ? undefined
+      : new InvalidInput({
+        message: `the environment variable KVLOG_INDEX must be "heap" or "shared", got ${describe(fromEnvironment)}`
+      })
+  }
+  return isIndexKind(index)
     ? undefined
     : new InvalidInput({ message: `index must be "heap" or "shared", got ${describe(index)}` })
+}
 
 /** `undefined` when `key` is acceptable, else why not. */
 export const checkKey = (key: unknown): InvalidInput | undefined =>

@@ -78,6 +78,9 @@ export class DeadlineHeap {
 
   remove(slot: number): void {
     const position = this.positionOf[slot]
+    // A free slot has no place in the heap: going on would sift from
+    // position -1 for ever. Only a broken map from keys to slots gets here.
+    if (!(position >= 0)) throw new Error(`kvlog: internal error: deadline slot ${slot} removed while free`)
     const lastPosition = --this.length
     if (position !== lastPosition) {
       const moved = this.heap[lastPosition]

@@ -321,6 +321,10 @@ export class SharedIndex implements Index {
     const channel = new MessageChannel()
     const own = channel.port1
     this.readers.ports.add(own)
+    // Writes publish the counts readers walk by only while a reader is
+    // attached: entries written before this one came (a replay, a fill) are
+    // not counted there yet. An empty write publishes them.
+    this.write(() => undefined)
     // A reader that closes its end (or whose worker ends) closes ours: from
     // then on writes no longer pay for it.
     own.once("close", () => this.readers.ports.delete(own))
@@ -729,8 +733,10 @@ export class SharedIndex implements Index {
       }
       if (kept !== entry) {
         entries[kept] = ref
-        if (entry < c.heapSlotOf.length) {
-          const heapSlot = c.heapSlotOf[entry]
+        // An entry past the maps' end has no deadline, but the place it moves
+        // to may still hold the heap slot of the entry that moved out of it.
+        if (kept < c.heapSlotOf.length) {
+          const heapSlot = entry < c.heapSlotOf.length ? c.heapSlotOf[entry] : 0
           c.heapSlotOf[kept] = heapSlot
           if (heapSlot !== 0) c.entryOfHeapSlot[heapSlot - 1] = kept
         }

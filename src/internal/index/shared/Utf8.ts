@@ -9,12 +9,23 @@
  * many arguments as bytes (~33 ns for 12 bytes); longer or non-ASCII ones
  * go through Node's codecs, where the call's cost is paid once for many bytes.
  *
- * Strings reaching here are well formed (`validate.ts` refuses lone
- * surrogates, and replay only ever decodes UTF-8), so the round trip is exact.
+ * Stored strings are well formed (`validate.ts` refuses lone surrogates,
+ * and replay only ever decodes UTF-8), so their round trip is exact. A key
+ * that is only looked up is checked for that on a miss alone (the check costs
+ * more than a hit), so an ill-formed one does reach the encoder: a lone
+ * surrogate is written as the three bytes of its code point (as WTF-8 does),
+ * a sequence no well-formed string encodes to. Such a key can match no stored
+ * key, its lookup misses, and the miss refuses it. Taking the unit after a
+ * high surrogate as its pair whatever it was made `"\udbffa"` find the key
+ * `"\u{102061}"`. (Keys are always encoded by the loop, never by Node's
+ * codec, which would write U+FFFD for a lone surrogate: only values, checked
+ * before they get here, take that path.)
  */
 
 /** Strings longer than this go through Node's codec rather than a JS loop. */
 const longString = 64
+
+const isLowSurrogate = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff
 
 /**
  * The UTF-8 length of a well-formed `text`, or its length negated (−n) when
@@ -31,8 +42,8 @@ export const utf8Length = (text: string): number => {
     const unit = text.charCodeAt(i)
     if (unit < 0x80) bytes += 1
     else if (unit < 0x800) bytes += 2
-    else if (unit >= 0xd800 && unit <= 0xdbff) {
-      // A high surrogate starts a pair (well formed): four bytes for both.
+    else if (unit >= 0xd800 && unit <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
+      // A pair: four bytes for both.
       bytes += 4
       i++
     } else bytes += 3
@@ -73,7 +84,7 @@ export const writeUtf8 = (
     } else if (point < 0x800) {
       target[out++] = 0xc0 | (point >> 6)
       target[out++] = 0x80 | (point & 0x3f)
-    } else if (point >= 0xd800 && point <= 0xdbff) {
+    } else if (point >= 0xd800 && point <= 0xdbff && isLowSurrogate(text.charCodeAt(i + 1))) {
       point = 0x10000 + ((point - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00)
       target[out++] = 0xf0 | (point >> 18)
       target[out++] = 0x80 | ((point >> 12) & 0x3f)
