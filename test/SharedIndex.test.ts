@@ -44,7 +44,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ _tag: fc.constant("reclaim" as const), now: fc.integer({ min: 0, max: 100 }), limit: fc.integer({ min: 1, max: 20 }) }) },
   { weight: 3, arbitrary: fc.constant({ _tag: "step" as const }) },
   { weight: 1, arbitrary: fc.constant({ _tag: "reserve" as const, entries: 500 }) },
-  { weight: 1, arbitrary: fc.constant({ _tag: "trim" as const }) }
+  { weight: 1, arbitrary: fc.constant({ _tag: "trim" as const }) },
+  { weight: 1, arbitrary: fc.constant({ _tag: "clear" as const }) }
 )
 
 const tuned = () => new SharedIndex({ firstSegmentBytes: 64, minHolesToSqueeze: 2, minGarbageToCompact: 256 })
