@@ -7,12 +7,14 @@
  *   node --expose-gc bench/sharedIndex.ts [--keys 1000000] [--rounds 5] [--reads 2000000] [--index heap,shared] [--workers]
  *
  * Memory is measured as `npm run bench` measures it: growth of
- * `heapUsed + external` after a full collection, keys and values counted
- * (the `SharedArrayBuffer`s are in `external`). Medians of `--rounds` rounds.
+ * `heapUsed + external` after a full collection, keys and values counted,
+ * plus the shared index's own `sharedBytes` (`process.memoryUsage()` counts
+ * no `SharedArrayBuffer`, in `external` or anywhere). Medians of `--rounds` rounds.
  */
 import * as Effect from "effect/Effect"
 import { Worker } from "node:worker_threads"
 import * as KeyValueStore from "../src/KeyValueStore.ts"
+import { sharedIndexOf } from "../src/internal/store/sharedReader.ts"
 
 const argument = (name: string, fallback: string): string => {
   const at = process.argv.indexOf(`--${name}`)
@@ -55,7 +57,7 @@ const measure = (kind: "heap" | "shared") =>
     const putStart = performance.now()
     for (let i = 0; i < keys; i++) yield* store.put(keyOf(i), `value${i}`)
     const putMicros = ((performance.now() - putStart) * 1000) / keys
-    const bytesPerKey = (liveBytes() - before) / keys
+    const bytesPerKey = (liveBytes() - before + (sharedIndexOf(store)?.sharedBytes ?? 0)) / keys
     const getMicros: Array<number> = []
     for (let round = 0; round < rounds; round++) {
       let checksum = 0

@@ -195,6 +195,17 @@ describe("the shared index's targets", () => {
     assert.include(reads(0.6, 1.2).figures, "10M: 1.20 vs 0.800 µs (1.50×)")
   })
 
+  it("reads measured at one of the two sizes leave the rule unjudged, unless that size already fails it", () => {
+    const oneSize = (shared1M: number) =>
+      targetsOf([], [
+        seedCell("kvlog-memory-shared", 1_000_000, { readMicros: shared1M, writeMicros: 9 }),
+        seedCell("kvlog-memory", 1_000_000, { readMicros: 0.4, writeMicros: 0.1 })
+      ])[3]!
+    assert.strictEqual(oneSize(0.6).reached, undefined)
+    assert.include(oneSize(0.6).figures, "1M: 0.600 vs 0.400 µs")
+    assert.strictEqual(oneSize(0.61).reached, false)
+  })
+
   it("two worker threads must read 1.7× as many keys per second as one", () => {
     const readers = (one: number, two: number) =>
       targetsOf([], [{

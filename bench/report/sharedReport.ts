@@ -121,15 +121,18 @@ const replayTargetOf = (run: BenchRun): SharedTarget => {
 
 const readTarget = (run: BenchRun): SharedTarget => {
   const figures: Array<string> = []
-  let reached: boolean | undefined
-  for (const keys of [1_000_000, 10_000_000]) {
+  const sizes = [1_000_000, 10_000_000]
+  let within = 0
+  for (const keys of sizes) {
     const shared = seed(run, sharedSubjectId, keys)
     const heap = seed(run, "kvlog-memory", keys)
     if (shared === undefined || heap === undefined) continue
     const ratioToHeap = shared.readMicros / heap.readMicros
-    reached = (reached ?? true) && ratioToHeap <= sharedReadTarget
+    if (ratioToHeap <= sharedReadTarget) within++
     figures.push(`${count(keys)}: ${micros(shared.readMicros)} vs ${micros(heap.readMicros)} µs (${ratio(ratioToHeap)})`)
   }
+  // The rule names both sizes: one missing leaves it unjudged, unless the other already fails it.
+  const reached = within === sizes.length ? true : figures.length > within ? false : undefined
   return {
     rule: `shared index: reads from the main thread at 1M and 10M keys ≤ ${sharedReadTarget}× the heap index's (the ` +
       "original library's tables, same run)",
