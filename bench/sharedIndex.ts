@@ -12,9 +12,9 @@
  * no `SharedArrayBuffer`, in `external` or anywhere). Medians of `--rounds` rounds.
  */
 import * as Effect from "effect/Effect"
-import { Worker } from "node:worker_threads"
 import * as KeyValueStore from "../src/KeyValueStore.ts"
 import { sharedIndexOf } from "../src/internal/store/sharedReader.ts"
+import { readInWorkers } from "./suites/sharedReaders.ts"
 
 const argument = (name: string, fallback: string): string => {
   const at = process.argv.indexOf(`--${name}`)
@@ -85,35 +85,5 @@ const measure = (kind: "heap" | "shared") =>
       ...workerReads
     }
   }))
-
-/** Aggregate reads per second of `workers` threads, each reading all of `order` once, started together. */
-const readInWorkers = (store: KeyValueStore.KeyValueStoreService, workers: number, order: Int32Array) =>
-  Effect.gen(function*() {
-    const control = new Int32Array(new SharedArrayBuffer(8))
-    const done: Array<Promise<{ readonly millis: number }>> = []
-    for (let w = 0; w < workers; w++) {
-      const handle = yield* KeyValueStore.shareWithWorker(store)
-      const worker = new Worker(new URL("./sharedReaderWorker.ts", import.meta.url), {
-        workerData: { handle, control, order },
-        transferList: [handle.port]
-      })
-      done.push(new Promise((resolve, reject) => {
-        worker.once("message", resolve)
-        worker.once("error", reject)
-      }))
-    }
-    // Every worker waits on [1] once it is ready; all start at once.
-    yield* Effect.promise(() =>
-      new Promise<void>((resolve) => {
-        const poll = () => (Atomics.load(control, 0) === workers ? resolve() : setTimeout(poll, 1))
-        poll()
-      })
-    )
-    Atomics.store(control, 1, 1)
-    Atomics.notify(control, 1)
-    const results = yield* Effect.promise(() => Promise.all(done))
-    const slowest = Math.max(...results.map((result) => result.millis))
-    return (workers * order.length) / (slowest / 1000)
-  })
 
 for (const kind of kinds) console.log(JSON.stringify(await Effect.runPromise(measure(kind))))

@@ -20,8 +20,11 @@ const workerEntry = new URL("../sharedReaderWorker.ts", import.meta.url)
 /** Untimed reads each thread makes first: every round's threads are fresh, and their first reads run unoptimised code. */
 const warmUp = 100_000
 
-/** Aggregate reads per second of `workers` threads, each reading every key of `order` once. */
-const readInWorkers = (store: KeyValueStore.KeyValueStoreService, workers: number, order: Int32Array) =>
+/**
+ * Aggregate reads per second of `workers` threads, each reading every key of
+ * `order` once (also what `bench/sharedIndex.ts --workers` measures).
+ */
+export const readInWorkers = (store: KeyValueStore.KeyValueStoreService, workers: number, order: Int32Array) =>
   Effect.gen(function*() {
     // [0]: threads ready; [1]: the start signal they wait on.
     const control = new Int32Array(new SharedArrayBuffer(8))
@@ -34,6 +37,8 @@ const readInWorkers = (store: KeyValueStore.KeyValueStoreService, workers: numbe
       done.push(new Promise((resolve, reject) => {
         worker.once("message", resolve)
         worker.once("error", reject)
+        // A thread that ends without its figure would otherwise hang the round.
+        worker.once("exit", (code) => reject(new Error(`a reader thread exited with ${code} before reporting`)))
       }))
     }
     yield* Effect.promise(() =>

@@ -35,6 +35,7 @@
  */
 
 import { getRandomValues } from "node:crypto"
+import { placeAll, vacateSlot } from "./SlotTable.ts"
 
 /** Position translation for cursors that began before a squeeze. */
 class Generation {
@@ -126,7 +127,7 @@ export class KeyTable<V> {
     this.entries[2 * entry] = undefined
     this.entries[2 * entry + 1] = undefined
     this.live--
-    this.vacate(slot)
+    vacateSlot(this.slots, this.mask, slot)
     const used = this.entries.length >> 1
     const holes = used - this.live
     if (holes >= this.minHolesToSqueeze && 2 * holes >= used) this.squeeze()
@@ -186,28 +187,6 @@ export class KeyTable<V> {
     }
   }
 
-  /** Empties `slot`, shifting back the slots after it that may move (no tombstones). */
-  private vacate(slot: number): void {
-    const slots = this.slots
-    const mask = this.mask
-    let hole = slot
-    let next = slot
-    for (;;) {
-      next = (next + 1) & mask
-      const stored = slots[2 * next]
-      if (stored === 0) break
-      const home = slots[2 * next + 1] & mask
-      // It may move back to `hole` unless its home lies after `hole` (cyclically).
-      if (((next - home) & mask) >= ((next - hole) & mask)) {
-        slots[2 * hole] = stored
-        slots[2 * hole + 1] = slots[2 * next + 1]
-        hole = next
-      }
-    }
-    slots[2 * hole] = 0
-    slots[2 * hole + 1] = 0
-  }
-
   /** Doubles the index. */
   private grow(): void {
     this.rebuildIndex(2 * (this.mask + 1))
@@ -258,15 +237,7 @@ export class KeyTable<V> {
     const old = this.slots
     const mask = capacity - 1
     const slots = new Int32Array(2 * capacity)
-    for (let i = 0; i < old.length; i += 2) {
-      const stored = old[i]
-      if (stored === 0) continue
-      const hash = old[i + 1]
-      let slot = hash & mask
-      while (slots[2 * slot] !== 0) slot = (slot + 1) & mask
-      slots[2 * slot] = stored
-      slots[2 * slot + 1] = hash
-    }
+    placeAll(old, slots, mask)
     this.slots = slots
     this.mask = mask
   }

@@ -21,6 +21,7 @@ import { maxKeyLength } from "../../Limits.ts"
 import type { Value } from "../../Value.ts"
 import { DeadlineHeap } from "../DeadlineHeap.ts"
 import type { EntryCursor, Index } from "../Index.ts"
+import { placeAll, vacateSlot } from "../SlotTable.ts"
 import { hashBytes } from "./ByteHash.ts"
 import {
   controlEntriesEnd,
@@ -565,7 +566,7 @@ export class SharedIndex implements Index {
       c.heap.remove(heapSlot)
       c.heapSlotOf[entry] = 0
     }
-    this.vacate(slot)
+    vacateSlot(c.slots, c.mask, slot)
     const holes = c.entriesEnd - c.live
     if (holes >= this.minHolesToSqueeze && 2 * holes >= c.entriesEnd) this.squeeze()
   }
@@ -663,43 +664,13 @@ export class SharedIndex implements Index {
     return slot
   }
 
-  /** Empties `slot`, shifting back the slots after it that may move (no tombstones). */
-  private vacate(slot: number): void {
-    const c = this.contents
-    const slots = c.slots
-    const mask = c.mask
-    let hole = slot
-    let next = slot
-    for (;;) {
-      next = (next + 1) & mask
-      const stored = slots[2 * next]
-      if (stored === 0) break
-      const home = slots[2 * next + 1] & mask
-      if (((next - home) & mask) >= ((next - hole) & mask)) {
-        slots[2 * hole] = stored
-        slots[2 * hole + 1] = slots[2 * next + 1]
-        hole = next
-      }
-    }
-    slots[2 * hole] = 0
-    slots[2 * hole + 1] = 0
-  }
-
   /** Moves the table to `capacity` slots, in a new buffer (readers get it through `publish`). */
   private rebuildSlots(capacity: number): void {
     const c = this.contents
     const old = c.slots
     const mask = capacity - 1
     const slots = new Int32Array(new SharedArrayBuffer(8 * capacity))
-    for (let i = 0; i < old.length; i += 2) {
-      const stored = old[i]
-      if (stored === 0) continue
-      const hash = old[i + 1]
-      let slot = hash & mask
-      while (slots[2 * slot] !== 0) slot = (slot + 1) & mask
-      slots[2 * slot] = stored
-      slots[2 * slot + 1] = hash
-    }
+    placeAll(old, slots, mask)
     c.slots = slots
     c.mask = mask
     this.publish()
