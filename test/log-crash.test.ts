@@ -440,8 +440,12 @@ describe.each(["always", "interval", "never"] as const)(
       async () => {
         const totals = await crashCycles(policy, compacting, true)
         assert.strictEqual(totals.cycles, compacting)
-        // A compaction must get its turns beside 64 busy writers: about one a cycle at least.
-        assert.isAtLeast(totals.compactionsDone, compacting, "compactions were starved by the writers")
+        // A compaction must get its turns beside 64 busy writers. Starved, it
+        // finishes next to none; given its turns, one or more a cycle (10-20 in
+        // 10 here), but a kill lands at a random moment, so on a loaded machine
+        // (two test files at once, the shared index) 7-9 in 10 were seen. Half
+        // a cycle's worth tells the two apart without measuring the machine.
+        assert.isAtLeast(totals.compactionsDone, Math.ceil(compacting / 2), "compactions were starved by the writers")
         assert.strictEqual(totals.acknowledgedLost, 0)
         assert.strictEqual(totals.neverWritten, 0)
       },
