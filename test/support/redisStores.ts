@@ -22,6 +22,14 @@ export const freshPrefix = (label = "t"): string =>
 
 type Store = KeyValueStore.KeyValueStoreService
 
+/**
+ * The contract suites' command timeout, above the 5 s default: their size
+ * tests send and read back 64 MiB values (~89 MB of base64), which took up to
+ * ~2 s each way on a quiet 2-core VM and passed 5 s with two test files at
+ * once. Timeouts themselves are tested in redis-faults.test.ts, with their own.
+ */
+const contractTimeout = "60 seconds"
+
 /** Provides the store, and clears its prefix when the layer is released. */
 const clearedOnRelease = <E, R>(make: Effect.Effect<Store, E, R | Scope.Scope>) =>
   Layer.effect(
@@ -31,19 +39,19 @@ const clearedOnRelease = <E, R>(make: Effect.Effect<Store, E, R | Scope.Scope>) 
 
 /** `KeyValueStore.layerRedis` on a `NodeRedis` client of its own, under a fresh prefix. */
 export const layerRedisOn = (url: string, options: Partial<KeyValueStore.RedisOptions> = {}) =>
-  clearedOnRelease(KeyValueStore.makeRedis({ prefix: freshPrefix(), ...options })).pipe(
+  clearedOnRelease(KeyValueStore.makeRedis({ prefix: freshPrefix(), timeout: contractTimeout, ...options })).pipe(
     Layer.provide(NodeRedis.layer({ url }))
   )
 
 /** `RedisStore.layer` (its own node-redis client), under a fresh prefix. */
 export const nodeLayerOn = (url: string, options: Partial<KeyValueStore.RedisOptions> = {}) =>
-  clearedOnRelease(RedisStore.make({ prefix: freshPrefix(), client: { url }, ...options }))
+  clearedOnRelease(RedisStore.make({ prefix: freshPrefix(), client: { url }, timeout: contractTimeout, ...options }))
 
 /** `RedisStore.layerCluster`, under a fresh prefix. */
 export const clusterLayerOn = (
   rootNodes: ReadonlyArray<{ readonly url: string }>,
   options: Partial<KeyValueStore.RedisOptions> = {}
-) => clearedOnRelease(RedisStore.makeCluster({ prefix: freshPrefix("c"), cluster: { rootNodes: [...rootNodes] }, ...options }))
+) => clearedOnRelease(RedisStore.makeCluster({ prefix: freshPrefix("c"), cluster: { rootNodes: [...rootNodes] }, timeout: contractTimeout, ...options }))
 
 /**
  * Where a failed exit carries its `StorageError`: as the typed failure (the
