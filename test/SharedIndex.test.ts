@@ -156,6 +156,7 @@ describe("SharedIndex", () => {
           const actual = step(sharedCursor)
           assert.strictEqual(actual?.[0], expected[0])
           same(actual?.[1], expected[1], "cursor value")
+          assert.strictEqual(actual?.[2], expected[2], "cursor deadline")
         }
         assert.isUndefined(step(sharedCursor))
       }),
