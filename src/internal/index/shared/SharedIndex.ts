@@ -786,7 +786,11 @@ export class SharedIndex implements Index {
     // segment holds (`beginCompaction` picks segments to fit): a pause of
     // one segment's copy, and only for a write that would fail otherwise.
     // Not while other rooms are out (their records must not become from-space).
-    if (ref === 0 && this.arenaFull && this.roomsOut === 0 && this.compactToMakeRoom()) ref = this.tryAllocate(size, false)
+    if (ref === 0 && this.arenaFull && this.roomsOut === 0) {
+      const why = this.shortage
+      if (this.compactToMakeRoom()) ref = this.tryAllocate(size, false)
+      else this.shortage = why
+    }
     if (ref === 0) return this.refuse()
     this.roomsOut = keys
     return ref
