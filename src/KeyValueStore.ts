@@ -190,7 +190,9 @@ export interface KeyValueStoreService {
    * log-backed store: once durable under its `fsync` policy). Fails with
    * `InvalidInput` on a bad key, a value that is neither a string nor a
    * `Uint8Array`, is over `maxValueLength` or holds a lone surrogate, or on
-   * options or a duration it cannot use (see `PutOptions`).
+   * options or a duration it cannot use (see `PutOptions`); with
+   * `StorageError` when the log cannot take it, or the shared index has no
+   * memory left for it (nothing written, the store unchanged).
    */
   readonly put: (
     key: string,
@@ -227,8 +229,9 @@ export interface KeyValueStoreService {
   /** Whether the store accepts writes (always `Writable` for `layerMemory`). */
   readonly writeStatus: Effect.Effect<WriteStatus>
   /**
-   * Rewrites the log to hold only the live entries (a no-op for
-   * `layerMemory`). Writes go on while it runs.
+   * Rewrites the log to hold only the live entries, and compacts the shared
+   * index's memory (`index: "shared"`; for `layerMemory` that is all it
+   * does). Writes go on while it runs.
    */
   readonly compact: Effect.Effect<void, StorageError>
   /** Diagnostics: entries held in memory and the reaper's progress. */

@@ -24,7 +24,9 @@ export class InvalidInput extends Data.TaggedError("InvalidInput")<{
 /**
  * The log could not be written or synced. The operations of the failed batch
  * were not applied; everything acknowledged before is intact. `writeStatus`
- * tells whether the store still accepts writes.
+ * tells whether the store still accepts writes. Also: the shared index has
+ * no memory left for a write (its arena full, or shared memory refused); the
+ * write is then refused before anything, the log included, changed.
  */
 export class StorageError extends Data.TaggedError("StorageError")<{
   readonly message: string

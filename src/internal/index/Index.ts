@@ -38,8 +38,32 @@ export interface Index {
   reserve(entries: number): void
   /** Gives back the room a `reserve` made beyond what the keys need. */
   trim(): void
-  /** Stores `value` under `key`; `deadline` is `Infinity` for a key kept until deleted. */
-  set(key: string, value: Value, deadline: number): void
+  /**
+   * Makes room now for a `set(key, value, deadline, room)` to come, so that
+   * the `set` allocates nothing that can fail: a write the index cannot take
+   * is then refused before it becomes irrevocable (appended to the log).
+   * Returns the room (0 from an index that needs none), or, the index
+   * unchanged, why there is none. A room not used by a `set` must be given
+   * back (`releaseRoom`); no room outlives a `clear`.
+   */
+  roomForSet(key: string, value: Value, deadline: number): number | string
+  /** Gives back a room `roomForSet` made and no `set` used. */
+  releaseRoom(room: number): void
+  /** Makes room now for a `clear` to come, so that it allocates nothing that can fail; why not, or `undefined`. */
+  roomForClear(): string | undefined
+  /**
+   * Reclaims the memory of removed and overwritten entries, in steps of about
+   * `budgetBytes`, beginning a compaction only if `begin` (the first step):
+   * true once done, false while more is left, or why it cannot go on now.
+   * An index whose memory V8 reclaims has nothing to do.
+   */
+  compactArena(budgetBytes: number, begin: boolean): boolean | string
+  /**
+   * Stores `value` under `key`; `deadline` is `Infinity` for a key kept until
+   * deleted. `room`, from `roomForSet` for this very write, or 0 to make one
+   * now (the shared index then throws `SharedIndexFull`, unchanged, if it cannot).
+   */
+  set(key: string, value: Value, deadline: number, room?: number): void
   /** Removes `key` if it is live at `now`; returns whether it was. An expired key is removed too. */
   removeLive(key: string, now: number): boolean
   /** Reclaims up to `limit` entries whose deadline is at or before `now`, earliest first. */

@@ -96,6 +96,22 @@ export class StoreIndex implements Index {
   }
 
   /** Stores `value` under `key`; `deadline` is `Infinity` for a key kept until deleted. */
+  // The heap index's memory is V8's: a write it cannot store is an
+  // out-of-memory crash, not something a room could foresee.
+  roomForSet(): number {
+    return 0
+  }
+
+  releaseRoom(): void {}
+
+  roomForClear(): undefined {
+    return undefined
+  }
+
+  compactArena(): boolean {
+    return true
+  }
+
   set(key: string, value: Value, deadline: number): void {
     const shards = this.shards
     // No key has a TTL and all fit in one table: whatever `key` maps to now is

@@ -12,9 +12,10 @@ import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import type { KeyValueStoreService, LogOpenError, LogOptions } from "../../KeyValueStore.ts"
 import { InvalidInput, LogCorrupted, LogLocked, StorageError } from "../errors.ts"
+import { SharedIndexFull } from "../index/shared/SharedIndex.ts"
 import { checkIndexOption } from "../validate.ts"
 import { applyDelete, applyDeleteBytes, applyPut, applyPutBytes } from "../store/applyWrite.ts"
-import { makeCore, makeService, publishMetrics, type StoreCore } from "../store/makeStore.ts"
+import { compactIndex, makeCore, makeService, publishMetrics, type StoreCore } from "../store/makeStore.ts"
 import { startCompactor } from "./compaction/Compactor.ts"
 import { directoryOf, type FileOps, readFully, removeIfPresent, withDefaults, writeFully } from "./file/FileOps.ts"
 import { emptyLogState, LogFile } from "./file/LogFile.ts"
@@ -122,7 +123,7 @@ export const realLogPath = (path: string): string => {
 const replayInto = (core: StoreCore): RecordVisitor => {
   const now = core.clock.currentTimeMillisUnsafe()
   return {
-    put: (key, value, deadline) => applyPut(core, key, value, deadline, now),
+    put: (key, value, deadline) => applyPut(core, key, value, deadline, 0, now),
     delete: (key) => {
       applyDelete(core, key, now)
     },
@@ -209,13 +210,22 @@ const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOp
       (fd) => Effect.sync(() => file === undefined ? ops.close(fd) : file.close())
     )
 
-    const replayed = yield* io(`replaying ${path}`, () =>
-      replayFile(
-        (buffer, offset, length, position) => ops.read(fd, buffer, offset, length, position),
-        ops.size(fd),
-        replayInto(core),
-        { onCorruption: options.onCorruption ?? "fail" }
-      )).pipe(
+    const replayed = yield* Effect.try({
+      try: () =>
+        replayFile(
+          (buffer, offset, length, position) => ops.read(fd, buffer, offset, length, position),
+          ops.size(fd),
+          replayInto(core),
+          { onCorruption: options.onCorruption ?? "fail" }
+        ),
+      catch: (error) =>
+        new StorageError({
+          message: error instanceof SharedIndexFull
+            ? `replaying ${path} into the shared index failed, the log unchanged: ${error.message}`
+            : `replaying ${path}: ${error instanceof Error ? error.message : String(error)}`,
+          cause: error
+        })
+    }).pipe(
         Effect.tap((replayed) =>
           Effect.annotateCurrentSpan({
             "kvlog.replay.outcome": replayed._tag,
@@ -310,7 +320,8 @@ const openLog = (options: LogOptions): Effect.Effect<KeyValueStoreService, LogOp
       delete: writer.delete,
       clear: compactor.clear,
       writeStatus: Effect.sync(() => log.writeStatus),
-      compact: Effect.asVoid(compactor.compact)
+      // The log, then the index's own memory (the shared index's arena).
+      compact: Effect.andThen(compactor.compact, compactIndex(core))
     }, () => ({
       fileBytes: log.end,
       records: log.records,

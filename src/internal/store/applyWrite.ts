@@ -10,19 +10,46 @@
  * path, in one step.
  */
 import * as Effect from "effect/Effect"
+import { StorageError } from "../errors.ts"
 import type { StoreCore } from "./makeStore.ts"
 import type { Value } from "../Value.ts"
 
 /**
- * Sets `key` to `value` until `deadline` (`Infinity`: until deleted).
- * `now` is read only for a deadline: replay passes the time it started, so
- * a TTL that ran out while the store was down removes the key.
+ * Makes room in the index for a put, before anything makes the put
+ * irrevocable: the room (for `applyPut`), or the error that refuses the put
+ * with the store unchanged. Every write path takes its room before it
+ * appends the put's record to the log (or applies it, in memory): a put the
+ * index then refused would be in the log, and replay would apply a write
+ * the store had refused.
+ */
+export const roomForPut = (core: StoreCore, key: string, value: Value, deadline: number): number | StorageError => {
+  const room = core.index.roomForSet(key, value, deadline)
+  return typeof room === "number" ? room : new StorageError({ message: `put of ${quoteKey(key)} refused, the store unchanged: ${room}` })
+}
+
+/** Makes room in the index for a `clear` (see `roomForPut`): `undefined`, or the error that refuses it. */
+export const roomForClear = (core: StoreCore): StorageError | undefined => {
+  const refused = core.index.roomForClear()
+  return refused === undefined
+    ? undefined
+    : new StorageError({ message: `clear refused, the store unchanged: ${refused}` })
+}
+
+const quoteKey = (key: string): string => JSON.stringify(key.length > 200 ? key.slice(0, 200) + "…" : key)
+
+/**
+ * Sets `key` to `value` until `deadline` (`Infinity`: until deleted), in
+ * `room` (from `roomForPut`; 0 makes it now, throwing `SharedIndexFull` if
+ * the shared index cannot, as replay wants). `now` is read only for a
+ * deadline: replay passes the time it started, so a TTL that ran out while
+ * the store was down removes the key.
  */
 export const applyPut = (
   core: StoreCore,
   key: string,
   value: Value,
   deadline: number,
+  room: number,
   now: number = deadline === Infinity ? 0 : core.clock.currentTimeMillisUnsafe()
 ): void => {
   core.counters.puts++
@@ -36,19 +63,20 @@ export const applyPut = (
     reportExpiredBefore(core, key, now)
   }
   if (deadline === Infinity) {
-    core.index.set(key, value, deadline)
+    core.index.set(key, value, deadline, room)
     if (observed) core.changes.emit({ _tag: "Put", key, deadline: undefined })
   } else if (deadline <= now) {
     // Already expired: the put still replaces any earlier value, which is
     // gone with it. It took effect, and its TTL had run out when it did (the
     // clock moved while it waited for the log): both are reported.
+    core.index.releaseRoom(room)
     core.index.removeLive(key, now)
     if (observed) {
       core.changes.emit({ _tag: "Put", key, deadline })
       core.changes.emit({ _tag: "Expired", key, deadline, reclaimedAt: now, lateMillis: now - deadline })
     }
   } else {
-    core.index.set(key, value, deadline)
+    core.index.set(key, value, deadline, room)
     core.reaper.scheduled(deadline)
     if (observed) core.changes.emit({ _tag: "Put", key, deadline })
   }
@@ -74,7 +102,7 @@ export const applyPutBytes = (
   if (core.changes.active || index.setBytes === undefined) {
     const key = textDecoder.decode(buf.subarray(keyAt, keyAt + keyLength))
     const bytes = buf.slice(valueAt, valueAt + valueLength)
-    return applyPut(core, key, valueIsBytes ? bytes : textDecoder.decode(bytes), deadline, now)
+    return applyPut(core, key, valueIsBytes ? bytes : textDecoder.decode(bytes), deadline, 0, now)
   }
   core.counters.puts++
   if (deadline === Infinity) {
@@ -117,7 +145,7 @@ export const applyDelete = (core: StoreCore, key: string, now: number = core.clo
   return deleted
 }
 
-/** Removes every entry. */
+/** Removes every entry; after `roomForClear`, it cannot fail. */
 export const applyClear = (core: StoreCore): void => {
   core.index.clear()
   core.counters.clears++

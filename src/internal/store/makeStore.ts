@@ -20,12 +20,12 @@ import type {
   StoreStats,
   WriteStatus
 } from "../../KeyValueStore.ts"
-import { InvalidInput, KeyNotFound, type StorageError } from "../errors.ts"
+import { InvalidInput, KeyNotFound, StorageError } from "../errors.ts"
 import type { Index, IndexKind } from "../index/Index.ts"
 import { makeIndex } from "../index/makeIndex.ts"
 import { ChangeHub, defaultChangeBufferSize } from "../observe/ChangeHub.ts"
 import { type GaugeSources, registerStoreMetrics, StoreCounters } from "../observe/StoreMetrics.ts"
-import { applyClear, applyDelete, applyPut } from "./applyWrite.ts"
+import { applyClear, applyDelete, applyPut, roomForClear, roomForPut } from "./applyWrite.ts"
 import { operation } from "./Operation.ts"
 import { registerIndex } from "./sharedReader.ts"
 import { ReadWriteLock } from "../lock/ReadWriteLock.ts"
@@ -129,26 +129,60 @@ export const publishMetrics = (
       (remove) => Effect.sync(remove)
     ))
 
+/** Bytes of records an arena compaction step copies under the write lock, between two yields. */
+const arenaStepBytes = 1024 * 1024
+
+/**
+ * Reclaims the index's arena (the shared index's removed and overwritten
+ * records): finishes the compaction under way or begins one, and moves it
+ * along in steps under the write lock, yielding between them, so writes go
+ * on meanwhile. Fails, the store unchanged, when the compaction cannot get
+ * the memory to copy the live records into (it is then put off: later
+ * writes try again).
+ */
+export const compactIndex = (core: StoreCore): Effect.Effect<void, StorageError> =>
+  Effect.gen(function*() {
+    for (let begin = true;; begin = false) {
+      const outcome = yield* core.lock.write(() => core.index.compactArena(arenaStepBytes, begin))
+      if (outcome === true) return
+      if (outcome !== false) {
+        return yield* Effect.fail(
+          new StorageError({ message: `compacting the index's memory failed, the store unchanged: ${outcome}` })
+        )
+      }
+      yield* Effect.yieldNow
+    }
+  })
+
 /** Applies writes to the index directly: the in-memory store's committer. */
 export const memoryCommitter = (core: StoreCore): Committer => {
   const { lock } = core
+  // The room comes first (`roomForPut`): a put the index cannot take fails
+  // before anything changed, its change event and counters included.
+  const putNow = (key: string, value: Value, stored: Value, deadline: number): Effect.Effect<Value, StorageError> => {
+    const room = roomForPut(core, key, stored, deadline)
+    if (typeof room !== "number") return Effect.fail(room)
+    applyPut(core, key, stored, deadline, room)
+    return Effect.succeed(value)
+  }
   return {
     // The fast path is written out rather than going through `lock.write`:
     // `put` is the hottest write, and this saves a closure per call.
-    put: (key, value, stored, deadline) => {
-      if (lock.writeFree()) {
-        applyPut(core, key, stored, deadline)
-        return Effect.succeed(value)
-      }
-      return lock.withWrite(Effect.sync(() => {
-        applyPut(core, key, stored, deadline)
-        return value
-      }))
-    },
+    put: (key, value, stored, deadline) =>
+      lock.writeFree()
+        ? putNow(key, value, stored, deadline)
+        : lock.withWrite(Effect.suspend(() => putNow(key, value, stored, deadline))),
     delete: (key) => lock.write(() => applyDelete(core, key)),
-    clear: lock.write(() => applyClear(core)),
+    clear: Effect.flatMap(
+      lock.write(() => {
+        const refused = roomForClear(core)
+        if (refused === undefined) applyClear(core)
+        return refused
+      }),
+      (refused) => refused === undefined ? Effect.void : Effect.fail(refused)
+    ),
     writeStatus: Effect.succeed({ _tag: "Writable" }),
-    compact: Effect.void
+    compact: compactIndex(core)
   }
 }
 

@@ -56,6 +56,47 @@ const minEntries = 64
 /** The most keys `lookAheadBytes` keeps notes of. */
 const maxAhead = 64
 
+/**
+ * Where an index gets its shared memory and how much it may take: the
+ * arena's limits (at most the layout's `maxSegments` segments of
+ * `maxSegmentBytes`) and the allocation itself. Tests lower the limits to a
+ * few tiny segments, and make the allocation fail, through
+ * `setSharedMemoryForTests`; an index keeps the one in force when it was made.
+ */
+export interface SharedMemory {
+  readonly maxSegments: number
+  readonly maxSegmentBytes: number
+  /** Throws a `RangeError` when the system refuses the memory, as `new SharedArrayBuffer` does. */
+  readonly allocate: (bytes: number) => SharedArrayBuffer
+}
+
+export const defaultSharedMemory: SharedMemory = {
+  maxSegments,
+  maxSegmentBytes,
+  allocate: (bytes) => new SharedArrayBuffer(bytes)
+}
+
+let sharedMemoryOfNewIndexes = defaultSharedMemory
+
+/** For tests only: the memory of the indexes made from now on (`undefined`: the default again). */
+export const setSharedMemoryForTests = (memory: SharedMemory | undefined): void => {
+  if (memory !== undefined && !(memory.maxSegments >= 1 && memory.maxSegments <= maxSegments)) {
+    throw new RangeError(`maxSegments must be between 1 and ${maxSegments}, got ${memory.maxSegments}`)
+  }
+  if (memory !== undefined && !(memory.maxSegmentBytes >= 64 && memory.maxSegmentBytes <= maxSegmentBytes)) {
+    throw new RangeError(`maxSegmentBytes must be between 64 and ${maxSegmentBytes}, got ${memory.maxSegmentBytes}`)
+  }
+  sharedMemoryOfNewIndexes = memory ?? defaultSharedMemory
+}
+
+/**
+ * What the index throws when a write it was asked to make without a room
+ * (`roomForSet`) cannot get the memory it needs: the index is unchanged.
+ */
+export class SharedIndexFull extends Error {
+  override readonly name = "SharedIndexFull"
+}
+
 /** Thresholds that tests lower, to squeeze, compact and add segments often. */
 export interface SharedIndexTuning {
   /** Size of the first segment; each next one doubles, up to 64 MiB (default 64 KiB). */
@@ -64,6 +105,8 @@ export interface SharedIndexTuning {
   readonly minHolesToSqueeze?: number
   /** Garbage tolerated in the arena however small it is (default 1 MiB). */
   readonly minGarbageToCompact?: number
+  /** The memory to take (default: what `setSharedMemoryForTests` last set, or the system's). */
+  readonly memory?: SharedMemory
 }
 /** Bytes a compaction step copies at least, besides twice what the write that runs it wrote. */
 const compactionStepBytes = 16 * 1024
@@ -93,6 +136,8 @@ class Contents {
   readonly segments: Array<Segment | undefined> = []
   /** Bytes allocated in each segment, the unused first 8 included. */
   readonly segmentUsed: Array<number> = []
+  /** Bytes of live records in each segment: what a compaction of it would copy. */
+  readonly segmentLive: Array<number> = []
   /** The segment records are appended to; -1 before the first. */
   current = -1
   nextSegmentBytes: number
@@ -108,18 +153,19 @@ class Contents {
   readonly fromSpace = new Uint8Array(maxSegments)
   compaction: ContentsCursor | undefined = undefined
 
-  constructor(capacity: number, entries: number, firstSegmentBytes: number) {
+  constructor(slots: Int32Array, entries: Uint32Array, firstSegmentBytes: number) {
     this.nextSegmentBytes = firstSegmentBytes
-    this.slots = new Int32Array(new SharedArrayBuffer(8 * capacity))
-    this.mask = capacity - 1
-    this.entries = new Uint32Array(new SharedArrayBuffer(4 * entries))
+    this.slots = slots
+    this.mask = slots.length / 2 - 1
+    this.entries = entries
   }
 }
 
 export class SharedIndex implements Index {
   readonly kind = "shared"
   readonly returnsFreshBytes = true
-  private readonly control = new Int32Array(new SharedArrayBuffer(4 * controlLength))
+  private readonly control: Int32Array
+  private readonly memory: SharedMemory
   private readonly k0: number
   private readonly k1: number
   private contents: Contents
@@ -146,12 +192,35 @@ export class SharedIndex implements Index {
   private aheadFolded = 0
   /** Keys whose hash a write took from a note of `lookAheadBytes`. */
   private hashesNoted = 0
+  /**
+   * Rooms made (`roomForSet`) and not yet used by a `set` or given back:
+   * the table and the dense array have room for this many more keys, and no
+   * compaction begins while any is out (its record could land in from-space
+   * and be linked after the walk passed its entry).
+   */
+  private roomsOut = 0
+  /** Contents made ahead for the next `clear` (`roomForClear`). */
+  private clearedContents: Contents | undefined = undefined
+  /** Why the last allocation that failed did. */
+  private shortage = ""
+  /** Whether it failed for want of a segment the arena may take (not memory the system refused). */
+  private arenaFull = false
+  /** Rooms refused, compactions put off for want of to-space, compaction steps stopped short. */
+  private refusals = 0
+  private compactionsDeferred = 0
+  private compactionStalls = 0
+  /** Garbage at which a compaction put off for want of to-space is considered again. */
+  private retryCompactionAt = 0
 
   constructor(tuning: SharedIndexTuning = {}) {
-    this.firstSegmentBytes = tuning.firstSegmentBytes ?? 64 * 1024
+    this.memory = tuning.memory ?? sharedMemoryOfNewIndexes
+    this.firstSegmentBytes = Math.min(tuning.firstSegmentBytes ?? 64 * 1024, this.memory.maxSegmentBytes)
     this.minHolesToSqueeze = tuning.minHolesToSqueeze ?? 64
     this.minGarbageToCompact = tuning.minGarbageToCompact ?? 1024 * 1024
-    this.contents = new Contents(minCapacity, minEntries, this.firstSegmentBytes)
+    // Memory an index cannot be made without: a failure here fails the
+    // store's open (or the `makeIndex` call) as a defect, before any write.
+    this.control = new Int32Array(this.memory.allocate(4 * controlLength))
+    this.contents = this.tryContents() ?? failToMake(this.shortage)
     const seed = getRandomValues(new Int32Array(2))
     this.k0 = seed[0]
     this.k1 = seed[1]
@@ -177,7 +246,8 @@ export class SharedIndex implements Index {
 
   /**
    * What tests check they exercised: compactions and squeezes so far,
-   * segments held, writes that took their key's hash from `lookAheadBytes`.
+   * segments held, writes that took their key's hash from `lookAheadBytes`,
+   * rooms refused, compactions put off and steps stopped for want of memory.
    */
   get activity(): {
     readonly compactions: number
@@ -186,12 +256,20 @@ export class SharedIndex implements Index {
     readonly segments: number
     readonly garbageBytes: number
     readonly hashesNoted: number
+    readonly refusals: number
+    readonly compactionsDeferred: number
+    readonly compactionStalls: number
+    readonly roomsOut: number
   } {
     const c = this.contents
     return {
       compactions: this.compactions,
       squeezes: this.squeezes,
       hashesNoted: this.hashesNoted,
+      refusals: this.refusals,
+      compactionsDeferred: this.compactionsDeferred,
+      compactionStalls: this.compactionStalls,
+      roomsOut: this.roomsOut,
       compacting: c.compaction !== undefined,
       segments: c.segments.filter((segment) => segment !== undefined).length,
       garbageBytes: c.allocatedBytes - c.liveBytes
@@ -231,11 +309,15 @@ export class SharedIndex implements Index {
   }
 
   reserve(entries: number): void {
+    // A hint: growing ahead is only to save re-placing keys, so memory
+    // refused here is no failure (each write still makes its own room).
     this.write(() => {
       const c = this.contents
-      const capacity = capacityFor(c.live + entries)
+      const capacity = capacityFor(c.live + this.roomsOut + entries)
       if (capacity > c.mask + 1) this.rebuildSlots(capacity)
-      if (c.entriesEnd + entries > c.entries.length) this.resizeEntries(c.entriesEnd + entries)
+      if (c.entriesEnd + this.roomsOut + entries > c.entries.length) {
+        this.resizeEntries(c.entriesEnd + this.roomsOut + entries)
+      }
     })
   }
 
@@ -247,20 +329,83 @@ export class SharedIndex implements Index {
       if (c.compaction === undefined && c.allocatedBytes > c.liveBytes && c.allocatedBytes - c.liveBytes >= c.liveBytes) {
         this.beginCompaction()
       }
-      while (c.compaction !== undefined) this.compactionStep(Infinity)
-      const capacity = capacityFor(c.live)
+      // A step that cannot get its to-space stops; the compaction then
+      // waits for later writes (or `compactArena`) to move it along.
+      while (c.compaction !== undefined && this.compactionStep(Infinity)) {
+        // until it ends or stalls
+      }
+      // Shrinking is a saving, not a need: refused memory leaves the larger
+      // buffers in place.
+      const capacity = capacityFor(c.live + this.roomsOut)
       if (capacity < c.mask + 1) this.rebuildSlots(capacity)
       if (c.entries.length > Math.max(minEntries, Math.ceil(c.entriesEnd * 1.5))) {
-        this.resizeEntries(Math.max(minEntries, c.entriesEnd))
+        this.resizeEntries(Math.max(minEntries, c.entriesEnd + this.roomsOut))
       }
     })
   }
 
-  set(key: string, value: Value, deadline: number): void {
+  /**
+   * Makes room now for a `set(key, value, deadline, room)` to come: the
+   * record's bytes in the arena, and a slot in the table and the dense array
+   * as if the key were new (an overwrite gives its slot back unused). The
+   * `set` given the room allocates nothing that can fail, so the store
+   * makes the room before the write becomes irrevocable (appended to the
+   * log) and a write the index cannot take is refused with nothing written.
+   *
+   * Returns the room (a record reference, never 0), or, the index unchanged,
+   * why there is none. A room not used by a `set` is given back with
+   * `releaseRoom`; its bytes are garbage that compaction reclaims. A `clear`
+   * voids every room.
+   */
+  roomForSet(key: string, value: Value, deadline: number): number | string {
+    const keyBytes = Math.abs(utf8Length(key))
+    const valueBytes = typeof value === "string" ? Math.abs(utf8Length(value)) : value.byteLength
+    const size = recordBytes(keyBytes, valueBytes, deadline !== Infinity)
+    // The hot path of every put: no closure for `write` when no reader needs the seqlock.
+    return this.readers.ports.size === 0 ? this.makeRoom(size) : this.write(() => this.makeRoom(size))
+  }
+
+  releaseRoom(room: number): void {
+    if (room !== 0 && this.roomsOut > 0) this.roomsOut--
+  }
+
+  /**
+   * Makes, ahead, the empty contents the next `clear` switches to, so that
+   * a `clear` allocates nothing; why it could not, or `undefined`.
+   */
+  roomForClear(): string | undefined {
+    if (this.clearedContents !== undefined) return undefined
+    this.clearedContents = this.tryContents()
+    return this.clearedContents === undefined ? this.refuse() : undefined
+  }
+
+  /**
+   * Runs a compaction of the arena, in steps of about `budgetBytes` copied:
+   * begins one (if `begin` and the arena holds garbage), and moves it along.
+   * Returns true once none is under way, false while one is, or why it
+   * cannot go on (it is then put off: later writes try again).
+   */
+  compactArena(budgetBytes: number, begin: boolean): boolean | string {
+    return this.write(() => {
+      const c = this.contents
+      if (c.compaction === undefined) {
+        if (!begin) return true
+        if (c.allocatedBytes === c.liveBytes) return true
+        // A write between its room and its `set`: compact once it is in.
+        if (this.roomsOut > 0) return false
+        if (!this.beginCompaction()) return this.refuse()
+      }
+      if (!this.compactionStep(budgetBytes)) return this.refuse()
+      return c.compaction === undefined
+    })
+  }
+
+  /** Stores `value` under `key`, in the room `roomForSet` made for it, or in one made now (0). */
+  set(key: string, value: Value, deadline: number, room: number = 0): void {
     if (this.readers.ports.size > 0) {
-      this.write(() => this.setUnguarded(key, value, deadline))
+      this.write(() => this.setUnguarded(key, value, deadline, room))
     } else {
-      this.setUnguarded(key, value, deadline)
+      this.setUnguarded(key, value, deadline, room)
     }
   }
 
@@ -289,7 +434,11 @@ export class SharedIndex implements Index {
 
   clear(): void {
     this.write(() => {
-      this.contents = new Contents(minCapacity, minEntries, this.firstSegmentBytes)
+      const cleared = this.clearedContents ?? this.tryContents()
+      if (cleared === undefined) throw new SharedIndexFull(this.refuse())
+      this.clearedContents = undefined
+      this.contents = cleared
+      this.roomsOut = 0
       this.publish()
     })
   }
@@ -366,17 +515,17 @@ export class SharedIndex implements Index {
     Atomics.add(this.control, controlSequence, 1)
   }
 
-  private setUnguarded(key: string, value: Value, deadline: number): void {
+  private setUnguarded(key: string, value: Value, deadline: number, room: number): void {
     const hash = this.encodeKey(key)
     if (typeof value === "string") {
       const length = utf8Length(value)
       const ascii = length <= 0
-      const ref = this.newRecord(ascii ? -length : length, false, ascii, deadline)
+      const ref = this.newRecord(room, ascii ? -length : length, false, ascii, deadline)
       const segment = this.contents.segments[refSegment(ref)]!
       writeUtf8(value, ascii, segment.bytes, segment.node, this.valueAt)
       this.link(hash, ref, deadline)
     } else {
-      const ref = this.newRecord(value.byteLength, true, false, deadline)
+      const ref = this.newRecord(room, value.byteLength, true, false, deadline)
       this.contents.segments[refSegment(ref)]!.bytes.set(value, this.valueAt)
       this.link(hash, ref, deadline)
     }
@@ -407,7 +556,7 @@ export class SharedIndex implements Index {
         for (let i = valueAt; i < valueAt + valueLength; i++) bits |= source[i]
         ascii = bits < 0x80
       }
-      const ref = this.newRecord(valueLength, valueIsBytes, ascii, deadline)
+      const ref = this.newRecord(0, valueLength, valueIsBytes, ascii, deadline)
       const bytes = this.contents.segments[refSegment(ref)]!.bytes
       const at = this.valueAt
       if (valueLength <= 32) {
@@ -468,13 +617,22 @@ export class SharedIndex implements Index {
   }
 
   /**
-   * Allocates a record for the key in `this.key` and a value of
-   * `valueLength` bytes, writes all but the value, and sets `valueAt` to
-   * where the value goes. The record is not in the table until `link`.
+   * Takes `room`, or makes one now (0: throws `SharedIndexFull`, the index
+   * unchanged, when it cannot), for a record of the key in `this.key` and a
+   * value of `valueLength` bytes; writes all but the value, and sets
+   * `valueAt` to where the value goes. The record is not in the table until
+   * `link`, which allocates nothing that can fail.
    */
-  private newRecord(valueLength: number, valueIsBytes: boolean, valueAscii: boolean, deadline: number): number {
+  private newRecord(room: number, valueLength: number, valueIsBytes: boolean, valueAscii: boolean, deadline: number): number {
     const withDeadline = deadline !== Infinity
-    const ref = this.allocate(recordBytes(this.keyLength, valueLength, withDeadline))
+    let ref = room
+    if (ref === 0) {
+      const made = this.makeRoom(recordBytes(this.keyLength, valueLength, withDeadline))
+      if (typeof made === "string") throw new SharedIndexFull(made)
+      ref = made
+    }
+    if (this.roomsOut === 0) throw new Error("kvlog: a room of the shared index was used twice, or after a clear")
+    this.roomsOut--
     const segment = this.contents.segments[refSegment(ref)]!
     const at = refOffset(ref)
     segment.words[at >> 2] = this.keyLength | (valueIsBytes ? flagBytes : 0) | (withDeadline ? flagDeadline : 0) |
@@ -497,7 +655,11 @@ export class SharedIndex implements Index {
     return ref
   }
 
-  /** Points the key in `this.key` (hash `hash`) at the whole record `ref`, and keeps the heap and the arena in order. */
+  /**
+   * Points the key in `this.key` (hash `hash`) at the whole record `ref`, and
+   * keeps the heap and the arena in order. Its room was made (`makeRoom`):
+   * the table and the dense array hold a new key without growing.
+   */
   private link(hash: number, ref: number, deadline: number): void {
     const c = this.contents
     const size = this.sizeOfRecord(ref)
@@ -506,10 +668,10 @@ export class SharedIndex implements Index {
     let entry: number
     if (stored !== 0) {
       entry = stored - 1
-      c.liveBytes -= this.sizeOfRecord(c.entries[entry])
+      this.unlive(c.entries[entry])
       c.entries[entry] = ref
     } else {
-      if (c.entriesEnd === c.entries.length) this.resizeEntries(Math.ceil(c.entriesEnd * 1.5))
+      if (c.entriesEnd === c.entries.length) throw new Error("kvlog: a key was linked without its room in the dense array")
       entry = c.entriesEnd++
       c.entries[entry] = ref
       c.slots[2 * slot] = entry + 1
@@ -517,6 +679,7 @@ export class SharedIndex implements Index {
       c.live++
     }
     c.liveBytes += size
+    c.segmentLive[refSegment(ref)] += size
     const heapSlot = entry < c.heapSlotOf.length ? c.heapSlotOf[entry] - 1 : -1
     if (deadline !== Infinity) {
       if (heapSlot >= 0) {
@@ -532,7 +695,6 @@ export class SharedIndex implements Index {
       c.heap.remove(heapSlot)
       c.heapSlotOf[entry] = 0
     }
-    if (stored === 0 && c.live * 4 > (c.mask + 1) * 3) this.rebuildSlots(2 * (c.mask + 1))
     this.afterWrite(size)
   }
 
@@ -558,7 +720,7 @@ export class SharedIndex implements Index {
   /** Removes `entry`, whose slot is `slot`, from the table, the dense array and the heap. */
   private removeEntry(entry: number, slot: number): void {
     const c = this.contents
-    c.liveBytes -= this.sizeOfRecord(c.entries[entry])
+    this.unlive(c.entries[entry])
     c.entries[entry] = 0
     c.live--
     const heapSlot = entry < c.heapSlotOf.length ? c.heapSlotOf[entry] - 1 : -1
@@ -571,15 +733,113 @@ export class SharedIndex implements Index {
     if (holes >= this.minHolesToSqueeze && 2 * holes >= c.entriesEnd) this.squeeze()
   }
 
-  /** Moves a compaction along, or starts one once half the arena is garbage. */
+  /**
+   * Moves a compaction along, or starts one once half the arena is garbage.
+   * Never fails: a compaction that cannot get its to-space waits (see
+   * `beginCompaction`, `compactionStep`), and the write stands.
+   */
   private afterWrite(written: number): void {
     const c = this.contents
     if (c.compaction !== undefined) {
       this.compactionStep(2 * written + compactionStepBytes)
       return
     }
+    if (this.roomsOut > 0) return
     const garbage = c.allocatedBytes - c.liveBytes
-    if (garbage >= this.minGarbageToCompact && garbage >= c.liveBytes) this.beginCompaction()
+    // Half the arena garbage, or an arena down to its last free segments
+    // (writes would soon be refused while garbage could make room).
+    if (
+      garbage >= this.minGarbageToCompact && garbage >= this.retryCompactionAt &&
+      (garbage >= c.liveBytes ||
+        (garbage >= this.memory.maxSegmentBytes && this.memory.maxSegments - this.segmentsInUse() <= 2))
+    ) this.beginCompaction()
+  }
+
+  /** Counts the record `ref` as garbage from now on. */
+  private unlive(ref: number): void {
+    const size = this.sizeOfRecord(ref)
+    const c = this.contents
+    c.liveBytes -= size
+    c.segmentLive[refSegment(ref)] -= size
+  }
+
+  /**
+   * Makes room for a record of `size` bytes and a new key (see
+   * `roomForSet`): grows the dense array and the table now if the rooms out
+   * could need it, then takes the record's bytes. Returns the record's
+   * reference, or why there is no room; what it grew stays grown (nothing a
+   * reader or a write can tell apart), nothing else changes.
+   */
+  private makeRoom(size: number): number | string {
+    const c = this.contents
+    const keys = this.roomsOut + 1
+    if (
+      c.entriesEnd + keys > c.entries.length &&
+      !this.resizeEntries(Math.max(Math.ceil(c.entries.length * 1.5), c.entriesEnd + keys))
+    ) return this.refuse()
+    const capacity = capacityFor(c.live + keys)
+    if (capacity > c.mask + 1 && !this.rebuildSlots(capacity)) return this.refuse()
+    let ref = this.tryAllocate(size, false)
+    // Compact first: a write refused for want of a segment while the arena
+    // holds garbage would be refused again and again (a refused write moves
+    // no compaction along), deletes would never make room, and the caller
+    // could do nothing about it. The last free segment is kept for this
+    // (`tryAddSegment`), so the compaction can copy at most what that
+    // segment holds (`beginCompaction` picks segments to fit): a pause of
+    // one segment's copy, and only for a write that would fail otherwise.
+    // Not while other rooms are out (their records must not become from-space).
+    if (ref === 0 && this.arenaFull && this.roomsOut === 0) {
+      const why = this.shortage
+      if (this.compactToMakeRoom()) ref = this.tryAllocate(size, false)
+      else this.shortage = why
+    }
+    if (ref === 0) return this.refuse()
+    this.roomsOut = keys
+    return ref
+  }
+
+  /**
+   * Runs a compaction to its end, if one can run and its copying is bounded
+   * by the last free segment's size (`compactionStep` copies until then):
+   * whether it ended, giving back segments.
+   */
+  private compactToMakeRoom(): boolean {
+    const c = this.contents
+    if (c.compaction === undefined && !this.beginCompaction()) return false
+    this.compactionStep(2 * this.memory.maxSegmentBytes)
+    return c.compaction === undefined
+  }
+
+  /** Counts a refusal and says why, with what a compaction would give back. */
+  private refuse(): string {
+    this.refusals++
+    const c = this.contents
+    const garbage = c.allocatedBytes - c.liveBytes
+    if (garbage === 0) return this.shortage
+    return `${this.shortage}; ${garbage} bytes of the arena are garbage, which ${
+      c.compaction !== undefined
+        ? "the compaction under way gives back when it ends"
+        : "a compaction would give back, once it can get segments to copy the live records into"
+    }`
+  }
+
+  /** Empty contents in fresh buffers, or `undefined` (and `shortage` says why). */
+  private tryContents(): Contents | undefined {
+    const slots = this.tryShared(8 * minCapacity, "its table")
+    const entries = slots === undefined ? undefined : this.tryShared(4 * minEntries, "its dense array of entries")
+    if (entries === undefined) return undefined
+    return new Contents(new Int32Array(slots!), new Uint32Array(entries), this.firstSegmentBytes)
+  }
+
+  /** A buffer of `bytes`, or `undefined` when the system refuses it (and `shortage` says so). */
+  private tryShared(bytes: number, what: string): SharedArrayBuffer | undefined {
+    try {
+      return this.memory.allocate(bytes)
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error
+      this.shortage = `the shared index could not get ${bytes} bytes of shared memory for ${what}: ${error.message}`
+      return undefined
+    }
   }
 
   // ===========================================================================
@@ -664,24 +924,34 @@ export class SharedIndex implements Index {
     return slot
   }
 
-  /** Moves the table to `capacity` slots, in a new buffer (readers get it through `publish`). */
-  private rebuildSlots(capacity: number): void {
+  /**
+   * Moves the table to `capacity` slots, in a new buffer (readers get it
+   * through `publish`); false, the table unchanged, if the memory is refused.
+   */
+  private rebuildSlots(capacity: number): boolean {
     const c = this.contents
     const old = c.slots
     const mask = capacity - 1
-    const slots = new Int32Array(new SharedArrayBuffer(8 * capacity))
+    const buffer = this.tryShared(8 * capacity, "its table")
+    if (buffer === undefined) return false
+    const slots = new Int32Array(buffer)
     placeAll(old, slots, mask)
     c.slots = slots
     c.mask = mask
     this.publish()
+    return true
   }
 
-  private resizeEntries(length: number): void {
+  /** Moves the dense array to `length` entries; false, unchanged, if the memory is refused. */
+  private resizeEntries(length: number): boolean {
     const c = this.contents
-    const entries = new Uint32Array(new SharedArrayBuffer(4 * Math.max(length, minEntries)))
+    const buffer = this.tryShared(4 * Math.max(length, minEntries), "its dense array of entries")
+    if (buffer === undefined) return false
+    const entries = new Uint32Array(buffer)
     entries.set(c.entries.subarray(0, c.entriesEnd))
     c.entries = entries
     this.publish()
+    return true
   }
 
   /**
@@ -747,8 +1017,13 @@ export class SharedIndex implements Index {
   // The arena
   // ===========================================================================
 
-  /** A reference to `size` fresh bytes (a multiple of 8). */
-  private allocate(size: number): number {
+  /**
+   * A reference to `size` fresh bytes (a multiple of 8), or 0 when that
+   * takes a segment and none can be had (`shortage` says why); the arena is
+   * then unchanged. Only a compaction's copy (`forCompaction`) may take the
+   * last free segment.
+   */
+  private tryAllocate(size: number, forCompaction: boolean): number {
     const c = this.contents
     if (c.current >= 0) {
       const used = c.segmentUsed[c.current]
@@ -758,32 +1033,60 @@ export class SharedIndex implements Index {
         return (c.current << offsetBits) | (used >> 3)
       }
     }
-    const own = segmentStart + size > maxSegmentBytes
+    const largest = this.memory.maxSegmentBytes
+    const own = segmentStart + size > largest
     let bytes = segmentStart + size
+    let next = c.nextSegmentBytes
     if (!own) {
-      while (c.nextSegmentBytes < bytes) c.nextSegmentBytes *= 2
-      bytes = c.nextSegmentBytes
-      c.nextSegmentBytes = Math.min(2 * c.nextSegmentBytes, maxSegmentBytes)
+      while (next < bytes) next *= 2
+      bytes = next
+      next = Math.min(2 * next, largest)
     }
-    const segment = this.addSegment(bytes)
-    if (!own) c.current = segment
+    const segment = this.tryAddSegment(bytes, forCompaction)
+    if (segment < 0) return 0
+    if (!own) {
+      c.current = segment
+      c.nextSegmentBytes = next
+    }
     c.segmentUsed[segment] = segmentStart + size
     c.allocatedBytes += size
     return (segment << offsetBits) | (segmentStart >> 3)
   }
 
-  private addSegment(bytes: number): number {
+  /**
+   * A new segment's number, or -1 when none may be taken or the memory is
+   * refused. Writes leave the last free segment to compaction: with every
+   * segment taken no compaction could run, and no delete would ever make
+   * room again.
+   */
+  private tryAddSegment(bytes: number, forCompaction: boolean): number {
     const c = this.contents
+    const limit = this.memory.maxSegments
+    const inUse = this.segmentsInUse()
+    this.arenaFull = inUse >= (forCompaction ? limit : limit - 1)
+    if (this.arenaFull) {
+      this.shortage = forCompaction
+        ? `all ${limit} segments of the shared index's arena are in use`
+        : `the shared index's arena is full: ${inUse} of its ${limit} segments (${this.memory.maxSegmentBytes} bytes each, or one larger record) are in use, and the last is kept for compaction`
+      return -1
+    }
     let id = 0
     while (id < c.segments.length && c.segments[id] !== undefined) id++
-    if (id >= maxSegments) {
-      throw new RangeError(`kvlog: the shared index holds at most ${maxSegments} segments of ${maxSegmentBytes} bytes`)
-    }
-    c.segments[id] = segmentOf(new SharedArrayBuffer(bytes))
+    const buffer = this.tryShared(bytes, "a segment of its arena")
+    if (buffer === undefined) return -1
+    c.segments[id] = segmentOf(buffer)
     c.segmentUsed[id] = segmentStart
+    c.segmentLive[id] = 0
     c.fromSpace[id] = 0
     this.publish()
     return id
+  }
+
+  /** Segments the arena holds. */
+  private segmentsInUse(): number {
+    let count = 0
+    for (const segment of this.contents.segments) if (segment !== undefined) count++
+    return count
   }
 
   private sizeOfRecord(ref: number): number {
@@ -800,22 +1103,69 @@ export class SharedIndex implements Index {
   }
 
   /**
-   * Starts a compaction: every segment there is now becomes from-space,
+   * Starts a compaction: segments holding garbage become from-space,
    * records are appended to new segments from now on, and each write moves
    * the compaction along until every live record is out of from-space.
    * A copying compaction in entry order, in steps, so no write pauses for
    * more than a step.
+   *
+   * The live records of from-space need a to-space beside it until the end,
+   * so from-space is only as much as the free segments can take: the
+   * segments with the least live bytes for their garbage first, while what
+   * they hold live fits in seven eighths of the free segments (the rest for
+   * the tails a record does not fit in, and for the writes meanwhile). So
+   * an arena near its limit still compacts, a few segments at a time,
+   * rather than needing as much free memory as it holds live. If no segment
+   * fits, the compaction is put off (false, `shortage` says why) and
+   * considered again once the garbage grew by an eighth of the arena; a
+   * step that cannot get a segment anyway waits for the next (see
+   * `compactionStep`).
    */
-  private beginCompaction(): void {
+  private beginCompaction(): boolean {
     const c = this.contents
-    for (let id = 0; id < c.segments.length; id++) if (c.segments[id] !== undefined) c.fromSpace[id] = 1
-    c.current = -1
-    c.nextSegmentBytes = this.firstSegmentBytes
+    const largest = this.memory.maxSegmentBytes
+    const free = this.memory.maxSegments - this.segmentsInUse()
+    const budget = Math.floor((free * (largest - segmentStart) * 7) / 8)
+    const candidates: Array<number> = []
+    for (let id = 0; id < c.segments.length; id++) {
+      if (c.segments[id] !== undefined && c.segmentUsed[id] - segmentStart > c.segmentLive[id]) candidates.push(id)
+    }
+    const liveShare = (id: number) => c.segmentLive[id] / (c.segmentUsed[id] - segmentStart)
+    candidates.sort((a, b) => liveShare(a) - liveShare(b))
+    let copying = 0
+    let chosen = 0
+    for (const id of candidates) {
+      const live = c.segmentLive[id]
+      // A live record larger than a segment would need a to-space segment of its own.
+      if (copying + live > budget || (live > 0 && c.segments[id]!.bytes.byteLength > largest)) continue
+      c.fromSpace[id] = 1
+      copying += live
+      chosen++
+    }
+    if (chosen === 0) {
+      this.shortage = `compacting the shared index's arena needs room to copy live records into, and ${free} of its ${this.memory.maxSegments} segments are free`
+      this.compactionsDeferred++
+      const garbage = c.allocatedBytes - c.liveBytes
+      this.retryCompactionAt = garbage + Math.max(this.minGarbageToCompact, Math.ceil(c.allocatedBytes / 8))
+      return false
+    }
+    this.retryCompactionAt = 0
+    if (c.current >= 0 && c.fromSpace[c.current] === 1) c.current = -1
+    // One to-space segment for what is copied, if one can hold it.
+    let first = this.firstSegmentBytes
+    while (first < copying + segmentStart && first < largest) first *= 2
+    c.nextSegmentBytes = Math.min(first, largest)
     c.compaction = new ContentsCursor(c)
+    return true
   }
 
-  /** Copies live records out of from-space, about `budget` bytes' worth. */
-  private compactionStep(budget: number): void {
+  /**
+   * Copies live records out of from-space, about `budget` bytes' worth.
+   * False if it stopped short for want of a to-space segment (`shortage`
+   * says why): the record it could not copy stays where it is, and the next
+   * step tries it again.
+   */
+  private compactionStep(budget: number): boolean {
     const c = this.contents
     const walk = c.compaction!
     let copied = 0
@@ -823,31 +1173,41 @@ export class SharedIndex implements Index {
       const entry = walk.nextEntry()
       if (entry < 0) {
         this.endCompaction()
-        return
+        return true
       }
       const ref = c.entries[entry]
       const from = refSegment(ref)
       if (c.fromSpace[from] === 0) continue
       const size = this.sizeOfRecord(ref)
-      const to = this.allocate(size)
+      const to = this.tryAllocate(size, true)
+      if (to === 0) {
+        walk.again()
+        this.compactionStalls++
+        return false
+      }
       const source = c.segments[from]!
       const target = c.segments[refSegment(to)]!
       const at = refOffset(ref)
       target.bytes.set(source.bytes.subarray(at, at + size), refOffset(to))
       c.entries[entry] = to
+      c.segmentLive[from] -= size
+      c.segmentLive[refSegment(to)] += size
       copied += size
     }
+    return true
   }
 
   private endCompaction(): void {
     const c = this.contents
     c.compaction = undefined
     this.compactions++
+    this.retryCompactionAt = 0
     for (let id = 0; id < c.segments.length; id++) {
       if (c.fromSpace[id] === 0) continue
       c.allocatedBytes -= c.segmentUsed[id] - segmentStart
       c.segments[id] = undefined
       c.segmentUsed[id] = 0
+      c.segmentLive[id] = 0
       c.fromSpace[id] = 0
     }
     this.publish()
@@ -954,6 +1314,11 @@ class ContentsCursor {
     return this.entry >= 0
   }
 
+  /** Steps back before the entry `nextEntry` just returned, so that the next call returns it again. */
+  again(): void {
+    this.position--
+  }
+
   private at(): [Segment, number, number] {
     const ref = this.contents.entries[this.entry]
     const segment = this.contents.segments[refSegment(ref)]!
@@ -1013,4 +1378,8 @@ const countBelow = (positions: Int32Array, position: number): number => {
     else high = middle
   }
   return low
+}
+
+const failToMake = (shortage: string): never => {
+  throw new SharedIndexFull(shortage)
 }

@@ -30,7 +30,7 @@ import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import type { CompactionReport } from "../../../KeyValueStore.ts"
 import { StorageError } from "../../errors.ts"
-import { applyClear } from "../../store/applyWrite.ts"
+import { applyClear, roomForClear } from "../../store/applyWrite.ts"
 import type { StoreCore } from "../../store/makeStore.ts"
 import { directoryOf, removeIfPresent, writeFully } from "../file/FileOps.ts"
 import type { FileOps } from "../file/FileOps.ts"
@@ -381,7 +381,9 @@ export const startCompactor = (
     const clear: Effect.Effect<void, StorageError> = maintenance.withPermits(1)(
       logMutex.withPermits(1)(Effect.flatMap(
         core.lock.write((): StorageError | undefined => {
-          const error = flushWriter() ?? file.refusal()
+          // The index's room first: once the log is switched to an empty
+          // one, the index must empty too, so nothing may refuse that after.
+          const error = flushWriter() ?? file.refusal() ?? roomForClear(core)
           if (error !== undefined) return error
           let fd: number | undefined
           try {

@@ -22,7 +22,7 @@ import * as Latch from "effect/Latch"
 import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import { StorageError } from "../../errors.ts"
-import { applyDelete, applyPut, succeedFalse, succeedTrue } from "../../store/applyWrite.ts"
+import { applyDelete, applyPut, roomForPut, succeedFalse, succeedTrue } from "../../store/applyWrite.ts"
 import type { StoreCore } from "../../store/makeStore.ts"
 import type { Value } from "../../Value.ts"
 import type { LogFile } from "../file/LogFile.ts"
@@ -74,14 +74,26 @@ export const startBufferedWriter = (
       return undefined
     }
 
-    /** Appends a record and applies it, in one step: the write's outcome, or why it was refused. */
+    /**
+     * Appends a record and applies it, in one step: the write's outcome, or
+     * why it was refused. A put's room in the index comes first: a record in
+     * the buffer reaches the log, so it must be one the index takes (see
+     * `LogWriter`'s `encode`).
+     */
     const appendAndApply = (key: string, stored: Value | undefined, deadline: number): StorageError | boolean => {
       const refused = file.refusal()
       if (refused !== undefined) return refused
+      let room = 0
+      if (stored !== undefined) {
+        const made = roomForPut(core, key, stored, deadline)
+        if (typeof made !== "number") return made
+        room = made
+      }
       try {
         if (stored === undefined) encoder.appendDelete(key)
         else encoder.appendPut(key, stored, deadline)
       } catch (defect) {
+        core.index.releaseRoom(room)
         return new StorageError({
           message: `encoding a log record failed: ${defect instanceof Error ? defect.message : String(defect)} (a defect in kvlog; nothing of it was written)`,
           cause: defect
@@ -89,7 +101,7 @@ export const startBufferedWriter = (
       }
       let outcome = true
       if (stored === undefined) outcome = applyDelete(core, key)
-      else applyPut(core, key, stored, deadline)
+      else applyPut(core, key, stored, deadline, room)
       if (encoder.length >= flushThreshold) {
         const error = flush()
         if (error !== undefined) return error

@@ -23,7 +23,7 @@ import * as Latch from "effect/Latch"
 import type * as Scope from "effect/Scope"
 import type * as Semaphore from "effect/Semaphore"
 import { StorageError } from "../../errors.ts"
-import { applyDelete, applyPut, succeedFalse, succeedTrue } from "../../store/applyWrite.ts"
+import { applyDelete, applyPut, roomForPut, succeedFalse, succeedTrue } from "../../store/applyWrite.ts"
 import type { StoreCore } from "../../store/makeStore.ts"
 import type { Value } from "../../Value.ts"
 import type { LogFile } from "../file/LogFile.ts"
@@ -85,6 +85,8 @@ interface QueuedWrite {
   readonly key: string
   readonly deadline: number
   readonly resume: (outcome: Effect.Effect<boolean, StorageError>) => void
+  /** A put's room in the index (`roomForPut`) from its commit until it is applied or refused; 0 otherwise. */
+  room: number
 }
 
 const defectError = (what: string, defect: unknown) =>
@@ -115,24 +117,54 @@ export const startLogWriter = (
     /** Open while the writer has work or is at it; it waits on it, closed, when there is none. */
     const work = Latch.makeUnsafe(false)
 
+    /** Gives a write's room back to the index, once. */
+    const releaseRoom = (write: QueuedWrite) => {
+      core.index.releaseRoom(write.room)
+      write.room = 0
+    }
+
     const failAll = (batch: ReadonlyArray<QueuedWrite>, error: StorageError) => {
       const failed = Effect.fail(error)
-      for (const write of batch) write.resume(failed)
+      for (const write of batch) {
+        releaseRoom(write)
+        write.resume(failed)
+      }
     }
 
     /**
-     * Encodes `batch`; a write whose encoding throws fails alone (the encoder
-     * counts a record only once it is whole). Returns the writes encoded.
+     * Makes each put's room in the index, then encodes `batch`. A put the
+     * index has no room for fails alone, before its record is encoded; a
+     * write whose encoding throws fails alone too (the encoder counts a
+     * record only once it is whole). Returns the writes encoded.
+     *
+     * The order is the point: room, then record, then the log, then the
+     * index. Once a record is appended the put must be applied, or the log
+     * would hold a write the store refused and the next replay would apply
+     * it; so everything that can refuse a put (the arena full, memory
+     * refused) happens here, before the append, and applying it afterwards
+     * allocates nothing that can fail. Making a room changes nothing a read
+     * or a cursor can see (it only replaces buffers they re-read), so it
+     * needs no lock; the rooms of a batch also keep the index from beginning
+     * a compaction until the batch is applied.
      */
     const encode = (batch: ReadonlyArray<QueuedWrite>): Array<QueuedWrite> => {
       encoder.reset()
       const encoded: Array<QueuedWrite> = []
       for (const write of batch) {
+        if (write.stored !== undefined) {
+          const room = roomForPut(core, write.key, write.stored, write.deadline)
+          if (typeof room !== "number") {
+            write.resume(Effect.fail(room))
+            continue
+          }
+          write.room = room
+        }
         try {
           if (write.stored === undefined) encoder.appendDelete(write.key)
           else encoder.appendPut(write.key, write.stored, write.deadline)
           encoded.push(write)
         } catch (defect) {
+          releaseRoom(write)
           write.resume(Effect.fail(defectError("encoding a log record failed", defect)))
         }
       }
@@ -145,7 +177,9 @@ export const startLogWriter = (
           if (write.stored === undefined) {
             write.resume(applyDelete(core, write.key) ? succeedTrue : succeedFalse)
           } else {
-            applyPut(core, write.key, write.stored, write.deadline)
+            const room = write.room
+            write.room = 0
+            applyPut(core, write.key, write.stored, write.deadline, room)
             write.resume(succeedTrue)
           }
         }
@@ -230,7 +264,7 @@ export const startLogWriter = (
       Effect.callback<boolean, StorageError>((resume) => {
         const refused = file.refusal()
         if (refused !== undefined) return resume(Effect.fail(refused))
-        const write: QueuedWrite = { key, stored, deadline, resume }
+        const write: QueuedWrite = { key, stored, deadline, resume, room: 0 }
         queue.push(write)
         work.openUnsafe()
         // Interrupted while still queued: never written. Once its batch is
