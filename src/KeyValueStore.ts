@@ -587,9 +587,16 @@ export const shareWithWorker = (store: KeyValueStoreService): Effect.Effect<Shar
  * with other workers; `put`, `delete`, `clear` and `compact` check their
  * arguments as the store does, then fail with `StorageError` (`writeStatus`
  * is `ReadOnly`); `changes` ends at once (subscribe in the owning thread).
- * `size`, `keys` and `entries` walk every entry between two writes of the
- * owner, retrying while writes overlap them. Closing the scope closes the
- * handle's port, and the owner stops publishing to it.
+ * `size`, `keys`, `entries` and `stats` each see one instant, as the
+ * store's own do: `stats`, and `size` while no deadline has come, read
+ * counts the owner publishes; `size` otherwise counts, and `keys` and
+ * `entries` walk, every entry between two writes. A walk that writes keep
+ * overlapping asks the owner to hold its next write until the walk is done,
+ * so it finishes however fast the owner writes; the owner's thread then
+ * waits for as long as the walk takes (about a second at 10M entries), as
+ * its own whole-store reads keep its writes waiting. A worker that stops in
+ * the middle of a walk holds one write for at most 500 ms. Closing the scope
+ * closes the handle's port, and the owner stops publishing to it.
  *
  * @since 0.3.0
  * @category constructors

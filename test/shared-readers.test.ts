@@ -297,8 +297,9 @@ describe("the reader's closing sequence check, with one owner write put between 
    * and the tests say so.
    */
   const readerOf = (index: SharedIndex) => {
-    const { layout, port } = index.attachReader()
-    const reader = new SharedIndexReader(layout, port)
+    const attachment = index.attachReader()
+    const { port } = attachment
+    const reader = new SharedIndexReader(attachment)
     const view = reader as unknown as { entries: Uint32Array }
     const state = { fired: false }
     const interleave = (n: number, write: () => void) => {
@@ -389,8 +390,9 @@ describe("the reader's closing sequence check, with one owner write put between 
     // Small segments and a small table: a few hundred puts add segments and
     // double the table, and each replaced buffer is posted to the reader.
     const index = new SharedIndex({ firstSegmentBytes: 64 })
-    const { layout, port } = index.attachReader()
-    const reader = new SharedIndexReader(layout, port)
+    const attachment = index.attachReader()
+    const { layout, port } = attachment
+    const reader = new SharedIndexReader(attachment)
     const control = new Int32Array(layout.control)
     try {
       const first = reader.adoptedEpoch

@@ -7,7 +7,9 @@
  * Writes stay in the owning thread: the reader's `writeStatus` is
  * `ReadOnly` and its writes fail with `StorageError`, as a store's writes do
  * once it is read-only. Reads follow the seqlock of `SharedIndexReader`, so
- * each one sees the store as it was at one instant between two writes.
+ * each one sees the store as it was at one instant between two writes; a
+ * read of the whole store that writes keep overlapping asks the owner to
+ * hold its next write until the read is done.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -33,6 +35,8 @@ export interface SharedReaderHandle {
   readonly name: string
   readonly layout: SharedLayout
   readonly port: MessagePort
+  /** Where the worker asks the owner to hold its writes for a read of the whole store. */
+  readonly walkRequest: SharedArrayBuffer
 }
 
 /** The index behind each store this module built, for `shareWithWorker`. */
@@ -53,6 +57,15 @@ export const sharedIndexOf = (store: KeyValueStoreService): SharedIndex | undefi
   return index instanceof SharedIndex ? index : undefined
 }
 
+/** The index reader behind each store `makeSharedReader` built. */
+const readers = new WeakMap<KeyValueStoreService, SharedIndexReader>()
+
+/**
+ * The reader behind a store `makeSharedReader` built, or `undefined`: for
+ * tests, which check what it did (retries, walk requests).
+ */
+export const sharedReaderOf = (store: KeyValueStoreService): SharedIndexReader | undefined => readers.get(store)
+
 export const shareWithWorker = (store: KeyValueStoreService): Effect.Effect<SharedReaderHandle, InvalidInput> =>
   Effect.suspend(() => {
     const index = indexes.get(store)
@@ -65,8 +78,8 @@ export const shareWithWorker = (store: KeyValueStoreService): Effect.Effect<Shar
         })
       )
     }
-    const { layout, port } = index.attachReader()
-    return Effect.succeed({ name: store.name, layout, port })
+    const { layout, port, walkRequest } = index.attachReader()
+    return Effect.succeed({ name: store.name, layout, port, walkRequest })
   })
 
 const readOnly: WriteStatus = {
@@ -78,7 +91,7 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
   Effect.gen(function*() {
     const clock = yield* Clock.Clock
     const reader = yield* Effect.acquireRelease(
-      Effect.sync(() => new SharedIndexReader(handle.layout, handle.port)),
+      Effect.sync(() => new SharedIndexReader(handle)),
       // Closing the port tells the owner to stop publishing to this reader.
       () => Effect.sync(() => handle.port.close())
     )
@@ -100,8 +113,8 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
       })
 
     const stats: Effect.Effect<StoreStats> = Effect.sync(() => {
-      const walk = reader.liveEntries(now(), false)
-      return { storedEntries: reader.storedSize(), entriesWithDeadline: walk.withDeadline, reclaimed: 0 }
+      const counts = reader.storedCounts()
+      return { storedEntries: counts.stored, entriesWithDeadline: counts.withDeadline, reclaimed: 0 }
     })
 
     const service: KeyValueStoreService = {
@@ -125,7 +138,7 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
             if (deadline === undefined) return Effect.fail(new KeyNotFound({ key }))
             return Effect.succeed(deadline === Infinity ? Option.none() : Option.some(Duration.millis(deadline - at)))
           })),
-      size: Effect.sync(() => reader.liveEntries(now(), false).keys.length),
+      size: Effect.sync(() => reader.liveSize(now())),
       keys: Effect.sync(() => reader.liveEntries(now(), false).keys),
       entries: Stream.suspend(() => {
         const walk = reader.liveEntries(now(), true)
@@ -139,5 +152,7 @@ export const makeSharedReader = (handle: SharedReaderHandle): Effect.Effect<KeyV
       changes: Stream.empty,
       changesWith: () => Stream.empty
     }
+    readers.set(service, reader)
     return service
   })
+

@@ -24,6 +24,8 @@ import type { EntryCursor, Index } from "../Index.ts"
 import { placeAll, vacateSlot } from "../SlotTable.ts"
 import { hashBytes } from "./ByteHash.ts"
 import {
+  controlDeadlines,
+  controlEarliestDeadline,
   controlEntriesEnd,
   controlEpoch,
   controlLength,
@@ -31,6 +33,7 @@ import {
   controlSeed0,
   controlSeed1,
   controlSequence,
+  controlWalkRequests,
   flagBytes,
   flagDeadline,
   flagKeyAscii,
@@ -47,7 +50,11 @@ import {
   type Segment,
   segmentOf,
   segmentStart,
-  type SharedLayout
+  type SharedLayout,
+  walkAbandoned,
+  walkProgress,
+  walkRequestLength,
+  walkToken
 } from "./SharedLayout.ts"
 import { decodeAscii, decodeUtf8, utf8Length, writeUtf8 } from "./Utf8.ts"
 
@@ -107,6 +114,12 @@ export interface SharedIndexTuning {
   readonly minGarbageToCompact?: number
   /** The memory to take (default: what `setSharedMemoryForTests` last set, or the system's). */
   readonly memory?: SharedMemory
+  /**
+   * How long a write waits for a reader's walk that makes no progress before
+   * it gives up on that walk (default 500 ms): the most a reader that dies
+   * mid-walk can hold the owner.
+   */
+  readonly walkStallMillis?: number
 }
 /** Bytes a compaction step copies at least, besides twice what the write that runs it wrote. */
 const compactionStepBytes = 16 * 1024
@@ -117,9 +130,9 @@ class Generation {
   removed: Int32Array | undefined = undefined
 }
 
-/** The worker threads reading an index, and how the owner reaches them. */
+/** The worker threads reading an index: the port the owner posts to, and the reader's walk request. */
 class Readers {
-  readonly ports = new Set<MessagePort>()
+  readonly ports = new Map<MessagePort, Int32Array>()
   epoch = 0
 }
 
@@ -165,6 +178,7 @@ export class SharedIndex implements Index {
   readonly kind = "shared"
   readonly returnsFreshBytes = true
   private readonly control: Int32Array
+  private readonly controlFloats: Float64Array
   private readonly memory: SharedMemory
   private readonly k0: number
   private readonly k1: number
@@ -172,6 +186,7 @@ export class SharedIndex implements Index {
   private readonly firstSegmentBytes: number
   private readonly minHolesToSqueeze: number
   private readonly minGarbageToCompact: number
+  private readonly walkStallMillis: number
   private readonly readers = new Readers()
   /** The key of the operation in progress, as UTF-8. */
   private readonly key = new Uint8Array(3 * maxKeyLength)
@@ -181,6 +196,8 @@ export class SharedIndex implements Index {
   private valueAt = 0
   private compactions = 0
   private squeezes = 0
+  private walksWaitedFor = 0
+  private walksAbandoned = 0
   /** Keys noted by `lookAheadBytes`, three numbers each: hash, offset in `aheadSource`, length. */
   private readonly ahead = new Int32Array(3 * maxAhead)
   private aheadSource: Uint8Array | undefined = undefined
@@ -217,9 +234,11 @@ export class SharedIndex implements Index {
     this.firstSegmentBytes = Math.min(tuning.firstSegmentBytes ?? 64 * 1024, this.memory.maxSegmentBytes)
     this.minHolesToSqueeze = tuning.minHolesToSqueeze ?? 64
     this.minGarbageToCompact = tuning.minGarbageToCompact ?? 1024 * 1024
+    this.walkStallMillis = tuning.walkStallMillis ?? 500
     // Memory an index cannot be made without: a failure here fails the
     // store's open (or the `makeIndex` call) as a defect, before any write.
     this.control = new Int32Array(this.memory.allocate(4 * controlLength))
+    this.controlFloats = new Float64Array(this.control.buffer)
     this.contents = this.tryContents() ?? failToMake(this.shortage)
     const seed = getRandomValues(new Int32Array(2))
     this.k0 = seed[0]
@@ -247,11 +266,14 @@ export class SharedIndex implements Index {
   /**
    * What tests check they exercised: compactions and squeezes so far,
    * segments held, writes that took their key's hash from `lookAheadBytes`,
-   * rooms refused, compactions put off and steps stopped for want of memory.
+   * rooms refused, compactions put off and steps stopped for want of memory,
+   * readers' walks that a write waited for, and those it gave up on.
    */
   get activity(): {
     readonly compactions: number
     readonly squeezes: number
+    readonly walksWaitedFor: number
+    readonly walksAbandoned: number
     readonly compacting: boolean
     readonly segments: number
     readonly garbageBytes: number
@@ -265,6 +287,8 @@ export class SharedIndex implements Index {
     return {
       compactions: this.compactions,
       squeezes: this.squeezes,
+      walksWaitedFor: this.walksWaitedFor,
+      walksAbandoned: this.walksAbandoned,
       hashesNoted: this.hashesNoted,
       refusals: this.refusals,
       compactionsDeferred: this.compactionsDeferred,
@@ -463,25 +487,35 @@ export class SharedIndex implements Index {
   }
 
   /**
-   * Lets one more worker thread read the index: the layout to give it and
-   * the port through which the owner will post replaced buffers. Both go to
-   * the worker (`SharedIndexReader`); the port must be transferred.
+   * Lets one more worker thread read the index: the layout to give it, the
+   * port through which the owner will post replaced buffers, and the
+   * reader's walk request. All go to the worker (`SharedIndexReader`); the
+   * port must be transferred.
    */
-  attachReader(): { readonly layout: SharedLayout; readonly port: MessagePort } {
+  attachReader(): {
+    readonly layout: SharedLayout
+    readonly port: MessagePort
+    readonly walkRequest: SharedArrayBuffer
+  } {
     const channel = new MessageChannel()
     const own = channel.port1
-    this.readers.ports.add(own)
+    const walkRequest = new Int32Array(new SharedArrayBuffer(4 * walkRequestLength))
+    this.readers.ports.set(own, walkRequest)
     // Writes publish the counts readers walk by only while a reader is
     // attached: entries written before this one came (a replay, a fill) are
     // not counted there yet. An empty write publishes them.
     this.write(() => undefined)
     // A reader that closes its end (or whose worker ends) closes ours: from
-    // then on writes no longer pay for it.
-    own.once("close", () => this.readers.ports.delete(own))
+    // then on writes no longer pay for it. A worker that ended mid-walk left
+    // its request raised; the exchange takes it back unless the reader did.
+    own.once("close", () => {
+      this.readers.ports.delete(own)
+      if (Atomics.exchange(walkRequest, walkToken, 0) !== 0) Atomics.sub(this.control, controlWalkRequests, 1)
+    })
     // Posting never waits for the worker; an owner must not be kept alive
     // by a port nobody reads.
     own.unref()
-    return { layout: this.layout(), port: channel.port2 }
+    return { layout: this.layout(), port: channel.port2, walkRequest: walkRequest.buffer as SharedArrayBuffer }
   }
 
   /** How many worker threads read the index. */
@@ -499,7 +533,7 @@ export class SharedIndex implements Index {
    */
   private write<A>(change: () => A): A {
     if (this.readers.ports.size === 0) return change()
-    Atomics.add(this.control, controlSequence, 1)
+    this.beginGuard()
     try {
       return change()
     } finally {
@@ -507,12 +541,62 @@ export class SharedIndex implements Index {
     }
   }
 
-  /** Ends a write of the seqlock: the counts readers see, then an even sequence. */
+  /**
+   * Begins a write of the seqlock: an odd sequence, once the walks readers
+   * asked for have finished. With none asked for, that is one more load.
+   */
+  private beginGuard(): void {
+    if (Atomics.load(this.control, controlWalkRequests) !== 0) this.waitForWalks()
+    Atomics.add(this.control, controlSequence, 1)
+  }
+
+  /**
+   * Ends a write of the seqlock: the counts readers see, then an even
+   * sequence. The deadline figures are plain stores: nothing reads them but
+   * a reader between two loads of the sequence, and the closing
+   * `Atomics.add` orders them before the sequence moves.
+   */
   private endGuard(): void {
     const c = this.contents
     Atomics.store(this.control, controlEntriesEnd, c.entriesEnd)
     Atomics.store(this.control, controlLive, c.live)
+    this.control[controlDeadlines] = c.heap.size
+    this.controlFloats[controlEarliestDeadline] = c.heap.peekDeadline()
     Atomics.add(this.control, controlSequence, 1)
+  }
+
+  /**
+   * Holds the write about to begin until each walk a reader had asked for
+   * when it began has finished: a reader whose walks of the whole index kept
+   * being overlapped by writes then gets one that none overlaps. A request
+   * raised while this waits is the next write's to wait for, so walks cannot
+   * hold off writes for good either. A walk whose progress stands still for
+   * `walkStallMillis` (its worker ended, or is paused) is given up on: the
+   * write goes ahead, and the reader, if it lives, asks again.
+   */
+  private waitForWalks(): void {
+    const stall = this.walkStallMillis
+    for (const request of this.readers.ports.values()) {
+      const token = Atomics.load(request, walkToken)
+      if (token === 0 || token === Atomics.load(request, walkAbandoned)) continue
+      this.walksWaitedFor++
+      let progress = Atomics.load(request, walkProgress)
+      let stillSince = performance.now()
+      while (Atomics.load(request, walkToken) === token) {
+        // Woken by the reader's withdrawal; the timeout is only to look at its progress.
+        Atomics.wait(request, walkToken, token, stall / 8)
+        const moved = Atomics.load(request, walkProgress)
+        const now = performance.now()
+        if (moved !== progress) {
+          progress = moved
+          stillSince = now
+        } else if (now - stillSince >= stall && Atomics.load(request, walkToken) === token) {
+          Atomics.store(request, walkAbandoned, token)
+          this.walksAbandoned++
+          break
+        }
+      }
+    }
   }
 
   private setUnguarded(key: string, value: Value, deadline: number, room: number): void {
@@ -547,7 +631,7 @@ export class SharedIndex implements Index {
     deadline: number
   ): void {
     const guarded = this.readers.ports.size > 0
-    if (guarded) Atomics.add(this.control, controlSequence, 1)
+    if (guarded) this.beginGuard()
     try {
       const hash = this.loadKey(source, keyAt, keyLength)
       let ascii = false
@@ -1238,7 +1322,7 @@ export class SharedIndex implements Index {
     if (readers.ports.size === 0) return
     readers.epoch++
     const layout = this.layout()
-    for (const port of readers.ports) port.postMessage(layout)
+    for (const port of readers.ports.keys()) port.postMessage(layout)
     Atomics.store(this.control, controlEpoch, readers.epoch)
   }
 }

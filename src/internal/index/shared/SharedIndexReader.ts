@@ -9,18 +9,27 @@
  * an offset into a segment being dropped, a probe through a table being
  * doubled — so every offset, length and probe count is checked against the
  * buffers at hand, and anything out of bounds is a retry, never an exception.
+ *
+ * A walk of the whole index (`liveSize` when it must count, `liveEntries`)
+ * may take long enough that, under steady writes, some write overlaps every
+ * attempt. After `walksBeforeRequest` such attempts the reader raises its
+ * walk request; the owner holds its next write until the walk is done
+ * (`SharedIndex.waitForWalks`), so the walk ends.
  */
 import { type MessagePort, receiveMessageOnPort } from "node:worker_threads"
 import { maxKeyLength } from "../../Limits.ts"
 import type { Value } from "../../Value.ts"
 import { hashBytes } from "./ByteHash.ts"
 import {
+  controlDeadlines,
+  controlEarliestDeadline,
   controlEntriesEnd,
   controlEpoch,
   controlLive,
   controlSeed0,
   controlSeed1,
   controlSequence,
+  controlWalkRequests,
   flagBytes,
   flagDeadline,
   flagKeyAscii,
@@ -31,7 +40,11 @@ import {
   refSegment,
   type Segment,
   segmentOf,
-  type SharedLayout
+  type SharedLayout,
+  walkAbandoned,
+  walkProgress,
+  walkProgressEvery,
+  walkToken
 } from "./SharedLayout.ts"
 import { decodeAscii, decodeUtf8, utf8Length, writeUtf8 } from "./Utf8.ts"
 
@@ -46,8 +59,24 @@ const spinsBeforeWait = 64
 /** How long a reader sleeps on a write in progress, in ms, before it looks again. */
 const waitMillis = 0.05
 
+/** What a worker needs to read an index (`SharedIndex.attachReader`). */
+export interface ReaderAttachment {
+  readonly layout: SharedLayout
+  readonly port: MessagePort
+  readonly walkRequest: SharedArrayBuffer
+}
+
+/** Thresholds that tests change. */
+export interface SharedIndexReaderTuning {
+  /** Walks overlapped by a write before the reader asks the owner to hold its writes (default 2). */
+  readonly walksBeforeRequest?: number
+}
+
 export class SharedIndexReader {
   private readonly control: Int32Array
+  private readonly controlFloats: Float64Array
+  private readonly walkRequest: Int32Array
+  private readonly walksBeforeRequest: number
   private readonly port: MessagePort
   private readonly k0: number
   private readonly k1: number
@@ -59,9 +88,14 @@ export class SharedIndexReader {
   private keyLength = 0
   private retries = 0
   private unexplained = 0
+  private lastToken = 0
+  private requests = 0
 
-  constructor(layout: SharedLayout, port: MessagePort) {
+  constructor({ layout, port, walkRequest }: ReaderAttachment, tuning: SharedIndexReaderTuning = {}) {
     this.control = new Int32Array(layout.control)
+    this.controlFloats = new Float64Array(layout.control)
+    this.walkRequest = new Int32Array(walkRequest)
+    this.walksBeforeRequest = tuning.walksBeforeRequest ?? 2
     this.port = port
     this.k0 = this.control[controlSeed0]
     this.k1 = this.control[controlSeed1]
@@ -84,6 +118,11 @@ export class SharedIndexReader {
   /** Reads retried because a write overlapped them (or a buffer was replaced). */
   get retried(): number {
     return this.retries
+  }
+
+  /** Walks for which this reader raised its request (asked the owner to hold its writes). */
+  get walkRequests(): number {
+    return this.requests
   }
 
   /** The value of `key` live at `now`, or `undefined`. */
@@ -133,58 +172,128 @@ export class SharedIndexReader {
   }
 
   /**
-   * Every live entry at `now`, in insertion order, as of one instant: the
-   * whole walk happens between two writes (it is retried until one does), so
-   * it suits stores that are not written faster than they can be walked.
+   * Entries live at `now`, as of one instant, without making a string: the
+   * counts the owner publishes answer at once when no deadline has come
+   * (`now` before the earliest); otherwise a walk counts the live records.
    */
-  liveEntries(now: number, withValues: boolean): { keys: Array<string>; values: Array<Value>; withDeadline: number } {
-    for (;;) {
-      const sequence = this.stableSequence()
+  liveSize(now: number): number {
+    return this.walk(() => {
+      const live = this.control[controlLive]
+      if (this.control[controlDeadlines] === 0 || this.controlFloats[controlEarliestDeadline] > now) return live
+      return this.countLive(now)
+    })
+  }
+
+  /** Entries stored (expired or not) and, of those, entries with a deadline, as of one instant. */
+  storedCounts(): { readonly stored: number; readonly withDeadline: number } {
+    return this.walk(() => ({ stored: this.control[controlLive], withDeadline: this.control[controlDeadlines] }))
+  }
+
+  /**
+   * Every live entry at `now`, in insertion order, as of one instant: the
+   * whole walk happens between two writes.
+   */
+  liveEntries(now: number, withValues: boolean): { keys: Array<string>; values: Array<Value> } {
+    return this.walk(() => {
       const keys: Array<string> = []
       const values: Array<Value> = []
-      let withDeadline = 0
-      let torn = false
       const end = Math.min(this.control[controlEntriesEnd], this.entries.length)
-      for (let entry = 0; entry < end && !torn; entry++) {
+      for (let entry = 0; entry < end; entry++) {
+        if ((entry & (walkProgressEvery - 1)) === 0) Atomics.add(this.walkRequest, walkProgress, 1)
         const ref = this.entries[entry]
         if (ref === 0) continue
         const segment = this.segments[refSegment(ref)]
         const at = refOffset(ref)
-        if (segment === undefined || at + 8 > segment.bytes.length) {
-          torn = true
-          break
-        }
+        if (segment === undefined || at + 8 > segment.bytes.length) return retryValue
         const header = segment.words[at >> 2]
-        if ((header & flagDeadline) !== 0 && at + 16 > segment.bytes.length) {
-          torn = true
-          break
-        }
         if ((header & flagDeadline) !== 0) {
-          withDeadline++
+          if (at + 16 > segment.bytes.length) return retryValue
           if (!(segment.floats[(at >> 3) + 1] > now)) continue
         }
         const key = readKeyChecked(segment, at, header)
-        if (key === retryValue) {
-          torn = true
-          break
-        }
+        if (key === retryValue) return retryValue
         keys.push(key)
         if (withValues) {
           const value = readValueChecked(segment, at, header)
-          if (value === retryValue) {
-            torn = true
-            break
-          }
+          if (value === retryValue) return retryValue
           values.push(value)
         }
       }
-      const settled = Atomics.load(this.control, controlSequence) === sequence
-      if (!torn && settled) {
-        this.unexplained = 0
-        return { keys, values, withDeadline }
+      return { keys, values }
+    })
+  }
+
+  /** Records live at `now`, counted from their headers. */
+  private countLive(now: number): number | typeof retryValue {
+    let count = 0
+    const end = Math.min(this.control[controlEntriesEnd], this.entries.length)
+    for (let entry = 0; entry < end; entry++) {
+      if ((entry & (walkProgressEvery - 1)) === 0) Atomics.add(this.walkRequest, walkProgress, 1)
+      const ref = this.entries[entry]
+      if (ref === 0) continue
+      const segment = this.segments[refSegment(ref)]
+      const at = refOffset(ref)
+      if (segment === undefined || at + 8 > segment.bytes.length) return retryValue
+      if ((segment.words[at >> 2] & flagDeadline) !== 0) {
+        if (at + 16 > segment.bytes.length) return retryValue
+        if (!(segment.floats[(at >> 3) + 1] > now)) continue
       }
-      this.retried_(settled)
+      count++
     }
+    return count
+  }
+
+  /**
+   * Runs `read` between two writes: retried until no write overlapped it.
+   * After `walksBeforeRequest` overlapped attempts the reader raises its walk
+   * request, and keeps it raised until an attempt succeeds: the owner's next
+   * write waits for it, so at most the write that had begun before the
+   * request was seen can overlap one more attempt. If the owner gave up on
+   * the request (it saw no progress for too long), the reader asks anew.
+   */
+  private walk<A>(read: () => A | typeof retryValue): A {
+    let token = 0
+    let overlapped = 0
+    try {
+      for (;;) {
+        if (token === 0 ? overlapped >= this.walksBeforeRequest : Atomics.load(this.walkRequest, walkAbandoned) === token) {
+          token = this.raiseWalkRequest(token !== 0)
+        }
+        const sequence = this.stableSequence()
+        const result = read()
+        const settled = Atomics.load(this.control, controlSequence) === sequence
+        if (result !== retryValue && settled) {
+          this.unexplained = 0
+          return result
+        }
+        this.retried_(settled)
+        overlapped++
+      }
+    } finally {
+      if (token !== 0) this.withdrawWalkRequest(token)
+    }
+  }
+
+  /** Raises the walk request with a token never used before (or replaces one the owner gave up on). */
+  private raiseWalkRequest(raised: boolean): number {
+    let token = this.lastToken + 1
+    if (token > 0x3fffffff) token = 1
+    this.lastToken = token
+    Atomics.add(this.walkRequest, walkProgress, 1)
+    Atomics.store(this.walkRequest, walkToken, token)
+    // The token is in place before the count says to look for it.
+    if (!raised) Atomics.add(this.control, controlWalkRequests, 1)
+    this.requests++
+    return token
+  }
+
+  private withdrawWalkRequest(token: number): void {
+    // The owner takes back the request of a reader whose port closed with
+    // it raised: whichever of the two exchanges first takes it.
+    if (Atomics.compareExchange(this.walkRequest, walkToken, token, 0) === token) {
+      Atomics.sub(this.control, controlWalkRequests, 1)
+    }
+    Atomics.notify(this.walkRequest, walkToken)
   }
 
   /**
@@ -203,11 +312,6 @@ export class SharedIndexReader {
           "the reader's buffers do not match its owner's"
       )
     }
-  }
-
-  /** Entries stored, expired or not, as the owner last published. */
-  storedSize(): number {
-    return Atomics.load(this.control, controlLive)
   }
 
   /**

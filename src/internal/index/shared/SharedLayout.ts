@@ -5,7 +5,11 @@
  *
  * Four kinds of `SharedArrayBuffer`:
  * - the **control block** (`Int32Array`, fixed): the seqlock's sequence,
- *   the layout epoch, the hash seed, the dense array's end, the live count;
+ *   the layout epoch, the hash seed, the dense array's end, the live count,
+ *   the count of entries with a deadline and the earliest deadline (so that
+ *   a reader counts without walking), and how many readers ask for a walk;
+ * - one **walk request** per reader (`Int32Array`, fixed), where a reader
+ *   whose walks keep being overlapped asks the owner to hold its next write;
  * - the **slots** (`Int32Array`): open addressing with linear probing, a pair
  *   (entry + 1, hash) per slot, 0 meaning empty, at most 3/4 full;
  * - the **entries** (`Uint32Array`): the dense array in insertion order, one
@@ -38,7 +42,26 @@ export const controlSeed0 = 2
 export const controlSeed1 = 3
 export const controlEntriesEnd = 4
 export const controlLive = 5
-export const controlLength = 8
+/** Entries stored with a deadline, expired or not. */
+export const controlDeadlines = 6
+/** Readers whose walk request is raised: the one word a write loads to learn that none waits. */
+export const controlWalkRequests = 7
+/** Index into a `Float64Array` over the control block (bytes 32–39): the earliest deadline, `Infinity` if none. */
+export const controlEarliestDeadline = 4
+export const controlLength = 10
+
+/**
+ * Indexes into a reader's walk request. The reader writes `walkToken`
+ * (0: no request; else a number it has not used before) and `walkProgress`
+ * (moved on as its walk goes); the owner writes `walkAbandoned`, the token it
+ * stopped waiting for because that walk made no progress.
+ */
+export const walkToken = 0
+export const walkProgress = 1
+export const walkAbandoned = 2
+export const walkRequestLength = 4
+/** Entries a walk reads between two moves of its progress. */
+export const walkProgressEvery = 1024
 
 export const offsetBits = 23
 export const offsetMask = (1 << offsetBits) - 1
